@@ -1,0 +1,59 @@
+# One command surface. `make lab` and `make test` install whatever is missing first;
+# every step leaves a stamp, so a second run with nothing changed does nothing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+# the pinned tag lives in one place, the Python module that reports it in its errors
+LIVEKIT_SERVER_VERSION := $(shell sed -n 's/^LIVEKIT_SERVER_VERSION = "\(.*\)"/\1/p' rico_lab/livekit_server.py)
+LIVEKIT_SERVER := $(TOOLS)/bin/livekit-server
+LIVEKIT_STAMP := $(TOOLS)/.livekit-server-$(LIVEKIT_SERVER_VERSION)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# A livekit-server of the user's own (on PATH, or LIVEKIT_URL) makes the local build unnecessary.
+NEED_LIVEKIT := $(if $(or $(LIVEKIT_URL),$(shell command -v livekit-server)),,$(LIVEKIT_STAMP))
+
+.PHONY: help setup lab test check fix clean
+
+help:
+	@echo "make lab    install what is missing, then open JupyterLab on notebooks/"
+	@echo "make test   install what is missing, then run every test"
+	@echo "make check  lint and format check;  make fix  apply them"
+
+setup: $(VENV)/.installed $(NEED_LIVEKIT) $(TOOLS)/.system-packages
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[lab,test]'
+	touch $@
+
+$(LIVEKIT_STAMP):
+	@command -v go >/dev/null || { echo "Go is needed to build livekit-server: install Go, or set LIVEKIT_URL"; exit 1; }
+	mkdir -p $(TOOLS)/go-bin $(TOOLS)/bin
+	GOBIN=$(abspath $(TOOLS)/go-bin) go install github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_SERVER_VERSION)
+	mv $(TOOLS)/go-bin/server $(LIVEKIT_SERVER)
+	touch $@
+
+$(TOOLS)/.system-packages:
+	command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; }
+	mkdir -p $(TOOLS) && touch $@
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: check
+	$(PY) -m pytest
+
+check: setup
+	$(VENV)/bin/ruff check rico_lab tests
+	$(VENV)/bin/ruff format --check rico_lab tests
+
+fix: setup
+	$(VENV)/bin/ruff check --fix rico_lab tests
+	$(VENV)/bin/ruff format rico_lab tests
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

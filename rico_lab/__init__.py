@@ -1,0 +1,20 @@
+"""rico_lab: prototype and evaluate real-time voice agents in a Jupyter notebook."""
+
+from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerError
+from .lab import JoinInfo, Lab
+from .realtime_server import LocalRealtimeServer, LocalScript
+from .roles import Role, load_role
+
+__all__ = [
+    "JoinInfo",
+    "Lab",
+    "LabError",
+    "LiveKitServerError",
+    "LocalRealtimeServer",
+    "LocalScript",
+    "ModelError",
+    "Role",
+    "RoleError",
+    "WorkerError",
+    "load_role",
+]

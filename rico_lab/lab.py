@@ -1,0 +1,246 @@
+"""The lab: a LiveKit server, a local or OpenAI realtime model, and an in-kernel agent worker."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import secrets
+import urllib.error
+import urllib.request
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+from livekit import api
+from livekit.agents.llm import RealtimeModel
+from livekit.plugins import openai
+
+from ._loop_thread import LoopThread
+from .errors import LabError, LiveKitServerError, ModelError
+from .livekit_server import LiveKitServer
+from .realtime_server import LocalRealtimeServer, LocalScript
+from .roles import Role, default_roles_dir, load_role
+from .worker import AGENT_NAME, AgentSpec, Worker
+
+logger = logging.getLogger(__name__)
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+TOKEN_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class JoinInfo:
+    """How a client joins one new conversation: LiveKit URL, a room-scoped token, the room."""
+
+    url: str
+    token: str = field(repr=False)
+    room: str
+    identity: str
+    role: str
+
+
+class Lab:
+    """Everything a notebook needs to talk to an agent, running in the background.
+
+    ``Lab()`` starts (or connects to) a LiveKit server, starts the model (rico_lab's local
+    realtime server unless ``OPENAI_API_KEY`` is set) and an agent worker inside this kernel,
+    then returns: cells keep running while the agent talks.
+
+    Args:
+        port: port for the embedded LiveKit server; 0 picks a free one.
+        roles_dir: folder of ``<role>.yaml`` files; default :func:`default_roles_dir`.
+        script: what the local model says; ignored when OpenAI answers.
+        timeout: seconds to wait for each part to start.
+
+    Raises:
+        LabError: a part could not start; the message says which and what to do.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        roles_dir: str | Path | None = None,
+        script: LocalScript | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
+        self.errors: list[str] = []
+        self.url = self.model = ""
+        self.livekit_server: LiveKitServer | None = None
+        self.realtime_server: LocalRealtimeServer | None = None
+        self._worker: Worker | None = None
+        self._loop = LoopThread("rico_lab")
+        self._closed = False
+        try:
+            self._start(port, script, timeout)
+        except BaseException:
+            self.close()
+            raise
+        _open_labs.add(self)
+
+    def _start(self, port: int, script: LocalScript | None, timeout: float) -> None:
+        if os.environ.get("LIVEKIT_URL"):
+            self.url, self.api_key, self._api_secret = _external_livekit()
+            self._loop.run(_check_livekit(self.url, self.api_key, self._api_secret), timeout)
+        else:
+            self.livekit_server = LiveKitServer(port=port)
+            self.livekit_server.start(timeout)
+            server = self.livekit_server
+            self.url, self.api_key, self._api_secret = server.url, server.api_key, server.api_secret
+
+        openai_key = os.environ.get("OPENAI_API_KEY")
+        if openai_key:
+            base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
+            _check_openai_key(base_url, openai_key)
+            self.model = "openai"
+
+            def make_model(role: Role) -> RealtimeModel:
+                return openai.realtime.RealtimeModel(voice=role.voice)
+
+        else:
+            local_key = "rico-local-" + secrets.token_urlsafe(16)
+            self.realtime_server = LocalRealtimeServer(api_key=local_key, script=script)
+            self._loop.run(self.realtime_server.start(), timeout)
+            self.model = "local"
+            local_url = self.realtime_server.base_url
+
+            def make_model(role: Role) -> RealtimeModel:
+                return openai.realtime.RealtimeModel(
+                    base_url=local_url, api_key=local_key, voice=role.voice
+                )
+
+        spec = AgentSpec(
+            load_role=self.role,
+            make_model=make_model,
+            model_label=self.model,
+            on_error=self._on_error,
+        )
+        self._worker = Worker(
+            url=self.url, api_key=self.api_key, api_secret=self._api_secret, spec=spec
+        )
+        self._worker.start(self._loop, timeout)
+
+    def _on_error(self, message: str) -> None:
+        logger.error("agent error: %s", message)
+        self.errors.append(message)
+
+    def role(self, name: str) -> Role:
+        """Load role ``name`` from this lab's roles folder (raises :class:`RoleError`)."""
+        return load_role(name, self.roles_dir)
+
+    def join(self, role: str = "demo", identity: str | None = None) -> JoinInfo:
+        """Open a new conversation with ``role``: a fresh room the agent is dispatched into.
+
+        The returned token is scoped to that room and expires in ten minutes; the API secret
+        never leaves Python.
+        """
+        if self._closed:
+            raise LabError("this lab is closed: start a new one with rico_lab.Lab()")
+        loaded = self.role(role)
+        room = f"{loaded.name}-{uuid.uuid4().hex[:8]}"
+        identity = identity or f"user-{uuid.uuid4().hex[:6]}"
+        dispatch = api.RoomAgentDispatch(
+            agent_name=AGENT_NAME, metadata=json.dumps({"role": loaded.name})
+        )
+        token = (
+            api.AccessToken(self.api_key, self._api_secret)
+            .with_identity(identity)
+            .with_ttl(TOKEN_TTL)
+            .with_grants(api.VideoGrants(room_join=True, room=room))
+            .with_room_config(api.RoomConfiguration(agents=[dispatch]))
+            .to_jwt()
+        )
+        return JoinInfo(url=self.url, token=token, room=room, identity=identity, role=loaded.name)
+
+    def close(self) -> None:
+        """Stop the worker, the local model and the embedded server; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        _open_labs.discard(self)
+        if self._worker is not None:
+            self._worker.stop(self._loop)
+        if self.realtime_server is not None and self._loop.alive:
+            self._loop.run(self.realtime_server.aclose(), 10)
+        self._loop.stop()
+        if self.livekit_server is not None:
+            self.livekit_server.stop()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running"
+        return f"<rico_lab.Lab {state} livekit={self.url} model={self.model}>"
+
+
+def _external_livekit() -> tuple[str, str, str]:
+    url = os.environ["LIVEKIT_URL"]
+    key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+    if not key or not secret:
+        raise LiveKitServerError(
+            f"LIVEKIT_URL is set ({url}) but LIVEKIT_API_KEY and LIVEKIT_API_SECRET are not: "
+            "set both, or unset LIVEKIT_URL to use the embedded server"
+        )
+    return url, key, secret
+
+
+async def _check_livekit(url: str, key: str, secret: str) -> None:
+    """Fail fast, naming LIVEKIT_URL, if the user's server is unreachable or refuses the key."""
+    lk = api.LiveKitAPI(url, key, secret, timeout=aiohttp.ClientTimeout(total=5))
+    try:
+        await lk.room.list_rooms(api.ListRoomsRequest())
+    except api.TwirpError as exc:
+        raise LiveKitServerError(
+            f"LiveKit server at LIVEKIT_URL={url} refused LIVEKIT_API_KEY/LIVEKIT_API_SECRET: "
+            f"{exc.message}"
+        ) from None
+    except Exception as exc:
+        raise LiveKitServerError(
+            f"LiveKit server at LIVEKIT_URL={url} is unreachable ({exc or type(exc).__name__}): "
+            "check the URL, or unset LIVEKIT_URL to use the embedded server"
+        ) from None
+    finally:
+        await lk.aclose()
+
+
+def _check_openai_key(base_url: str, key: str) -> None:
+    """Ask the models endpoint once, so a bad OPENAI_API_KEY fails here, not mid-conversation."""
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}/models", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            detail = exc.reason
+        raise ModelError(
+            f"OPENAI_API_KEY was rejected by {base_url} (HTTP {exc.code}): {detail}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelError(
+            f"could not reach the OpenAI API at {base_url} to check OPENAI_API_KEY: {exc}; "
+            "unset OPENAI_API_KEY to use rico_lab's local realtime model"
+        ) from None
+
+
+_open_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Kernel exit: close every lab still open, so nothing outlives the kernel."""
+    for lab in list(_open_labs):
+        lab.close()

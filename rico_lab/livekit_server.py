@@ -1,0 +1,234 @@
+"""The embedded livekit-server: found, configured for loopback, started, watched, stopped."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import LiveKitServerError
+
+#: The tag the project's setup installs; tags without `replace` directives build with go install.
+LIVEKIT_SERVER_VERSION = "v1.13.5"
+INSTALL_HINT = (
+    "install it with `make setup` (runs `go install "
+    f"github.com/livekit/livekit-server/cmd/server@{LIVEKIT_SERVER_VERSION}` into .tools/bin), "
+    "put a livekit-server on PATH, or set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
+    "to use a server of your own"
+)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def tools_dir() -> Path:
+    """The project-local folder setup installs binaries into (``RICO_LAB_TOOLS`` overrides)."""
+    env = os.environ.get("RICO_LAB_TOOLS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / ".tools" / "bin"
+
+
+def find_binary() -> Path:
+    """Locate livekit-server: the project's tools folder first, then PATH.
+
+    Raises:
+        LiveKitServerError: if there is none, with the ways to get one.
+    """
+    local = tools_dir() / "livekit-server"
+    if local.is_file() and os.access(local, os.X_OK):
+        return local
+    on_path = shutil.which("livekit-server")
+    if on_path:
+        return Path(on_path)
+    raise LiveKitServerError(
+        f"livekit-server was not found in {tools_dir()} nor on PATH: " + INSTALL_HINT
+    )
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port on 127.0.0.1 that is free now (the server may still lose a race for it)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
+    """Whether a server could listen on ``port`` of 127.0.0.1 right now.
+
+    SO_REUSEADDR as servers set it: connections in TIME-WAIT do not keep a port busy.
+    """
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills it if the kernel process dies.
+
+    atexit covers a normal exit; this covers SIGKILL and crashes, so no orphan keeps the port.
+    """
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setpgrp()
+
+
+@dataclass(eq=False)
+class LiveKitServer:
+    """A livekit-server process on 127.0.0.1 with fresh credentials, owned by this process.
+
+    Args:
+        port: HTTP/WebSocket port; 0 picks a free one (and retries if another process takes it).
+        binary: livekit-server executable; default found by :func:`find_binary`.
+    """
+
+    port: int = 0
+    binary: Path | None = None
+    api_key: str = field(default_factory=lambda: "rico_" + secrets.token_hex(6))
+    api_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    udp_port: int = 0
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        """The ws:// URL clients and the agent worker connect to."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id while running."""
+        return self._proc.pid if self._proc and self._proc.poll() is None else None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the server and wait until it answers its health check.
+
+        Raises:
+            LiveKitServerError: binary missing, a requested port in use, or the process died.
+        """
+        binary = self.binary or find_binary()
+        fixed = self.port != 0
+        if fixed and not port_is_free(self.port):
+            raise LiveKitServerError(
+                f"port {self.port} on 127.0.0.1 is in use: pick another port or pass port=0 "
+                "for a free one"
+            )
+        for attempt in range(3):
+            if not fixed:
+                self.port = free_port()
+            self.udp_port = free_port(socket.SOCK_DGRAM)
+            try:
+                self._spawn(binary, timeout)
+                return
+            except LiveKitServerError as exc:
+                if fixed or attempt == 2 or "address already in use" not in str(exc):
+                    raise
+
+    def _spawn(self, binary: Path, timeout: float) -> None:
+        self._workdir = tempfile.TemporaryDirectory(prefix="rico_lab_lk_")
+        config = Path(self._workdir.name) / "livekit.yaml"
+        config.write_text(yaml.safe_dump(self._config()))
+        config.chmod(0o600)
+        log_path = Path(self._workdir.name) / "livekit-server.log"
+        with log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                [str(binary), "--config", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        _live.add(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                output = log_path.read_text(errors="replace")[-2000:]
+                self._cleanup()
+                raise LiveKitServerError(
+                    f"livekit-server ({binary}) exited with code {self._proc.returncode}:\n{output}"
+                )
+            if self._healthy():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise LiveKitServerError(f"livekit-server did not become ready within {timeout:.0f} s")
+
+    def _config(self) -> dict[str, object]:
+        """Loopback only: HTTP and the UDP media mux on 127.0.0.1, no TCP/TURN, no STUN."""
+        return {
+            "port": self.port,
+            "bind_addresses": ["127.0.0.1"],
+            "rtc": {
+                "udp_port": self.udp_port,
+                "tcp_port": 0,
+                "node_ip": "127.0.0.1",
+                "use_external_ip": False,
+                "enable_loopback_candidate": True,
+                "interfaces": {"includes": ["lo"]},
+                "ips": {"includes": ["127.0.0.1/32"]},
+                "stun_servers": [],
+            },
+            "turn": {"enabled": False},
+            "keys": {self.api_key: self.api_secret},
+            "logging": {"level": "warn"},
+        }
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=0.5) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the process and remove its config; safe to call twice.
+
+        livekit-server drains gently on a first SIGTERM (which can take many seconds even
+        with no rooms) and stops at once on a second; a lab's rooms are throwaway, so it gets
+        a short grace, then the second signal, then SIGKILL.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(0.5)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        _live.discard(self)
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+
+_live: set[LiveKitServer] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Kernel exit: stop every server this process started."""
+    for server in list(_live):
+        server.stop()

@@ -1,0 +1,142 @@
+"""The in-kernel agent worker: a livekit-agents AgentServer on the lab's background loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobExecutorType
+from livekit.agents.llm import RealtimeModel
+
+from ._loop_thread import LoopThread
+from .errors import WorkerError
+from .roles import Role
+
+logger = logging.getLogger(__name__)
+
+#: Name the worker registers under; tokens from :meth:`Lab.join` dispatch it explicitly.
+AGENT_NAME = "rico_lab"
+_ENV_KEYS = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+
+
+@dataclass
+class AgentSpec:
+    """What a job needs from the lab: its roles, its model, and where to report trouble."""
+
+    load_role: Callable[[str], Role]
+    make_model: Callable[[Role], RealtimeModel]
+    model_label: str
+    on_error: Callable[[str], None]
+
+
+def greeting_instructions(role: Role) -> str:
+    """The one-off instruction for the agent's first turn.
+
+    The ``Say: "..."`` form is what the local realtime model speaks verbatim; OpenAI's model
+    reads it as the obvious request.
+    """
+    return f'Greet the user now. Say: "{role.greeting}"'
+
+
+def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
+    async def entrypoint(ctx: JobContext) -> None:
+        meta = json.loads(ctx.job.metadata or "{}")
+        role = spec.load_role(meta.get("role", ""))
+        await ctx.connect()
+        await ctx.room.local_participant.set_attributes(
+            {"rico_lab.role": role.name, "rico_lab.model": spec.model_label}
+        )
+        session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
+
+        @session.on("error")
+        def _on_error(event: object) -> None:
+            spec.on_error(f"room {ctx.room.name}: {getattr(event, 'error', event)}")
+
+        await session.start(agent=Agent(instructions=role.instructions), room=ctx.room)
+        session.generate_reply(instructions=greeting_instructions(role))
+
+    return entrypoint
+
+
+class Worker:
+    """An AgentServer with the thread job executor, so jobs (and tools) run in this process.
+
+    ``livekit.agents.jupyter.run_app`` would block the cell; this runs ``AgentServer.run`` as
+    a task on the lab's :class:`LoopThread` and returns once the server has registered.
+    """
+
+    def __init__(self, *, url: str, api_key: str, api_secret: str, spec: AgentSpec) -> None:
+        self.url = url
+        self._server = AgentServer(
+            job_executor_type=JobExecutorType.THREAD,
+            ws_url=url,
+            api_key=api_key,
+            api_secret=api_secret,
+            host="127.0.0.1",
+            port=0,
+            num_idle_processes=1,
+            load_threshold=float("inf"),
+            shutdown_process_timeout=3.0,
+            multiprocessing_context="spawn",
+            max_retry=2,
+        )
+        self._server.rtc_session(_make_entrypoint(spec), agent_name=AGENT_NAME)
+        self._run: concurrent.futures.Future[None] | None = None
+        self.worker_id = ""
+
+    def start(self, loop: LoopThread, timeout: float = 30.0) -> None:
+        """Start the server on ``loop`` and wait until LiveKit has registered it.
+
+        Raises:
+            WorkerError: the server failed or did not register within ``timeout``.
+        """
+        registered: concurrent.futures.Future[str] = concurrent.futures.Future()
+        env_before = {k: os.environ.get(k) for k in _ENV_KEYS}
+
+        def on_registered(worker_id: str, _info: object) -> None:
+            if not registered.done():
+                registered.set_result(worker_id)
+
+        self._server.on("worker_registered", on_registered)
+        self._run = loop.submit(self._server.run())
+        self._run.add_done_callback(
+            lambda f: (
+                registered.done()
+                or registered.set_exception(
+                    f.exception() or WorkerError("the agent worker stopped before registering")
+                )
+            )
+        )
+        try:
+            self.worker_id = registered.result(timeout)
+        except concurrent.futures.TimeoutError:
+            self.stop(loop)
+            raise WorkerError(
+                f"the agent worker did not register with {self.url} within {timeout:.0f} s"
+            ) from None
+        except Exception as exc:
+            self.stop(loop)
+            raise WorkerError(f"the agent worker failed to start: {exc}") from exc
+        finally:
+            # AgentServer.run exports its credentials; a lab leaves the user's environment as it was
+            for key, value in env_before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        logger.info("worker %s registered with %s", self.worker_id, self.url)
+
+    def stop(self, loop: LoopThread, timeout: float = 15.0) -> None:
+        """Close the server (and with it every running job); safe to call twice."""
+        if loop.alive:
+            loop.run(self._server.aclose(), timeout)
+            if self._run is not None:
+                try:
+                    self._run.result(timeout)
+                except (Exception, asyncio.CancelledError) as exc:
+                    logger.debug("worker run ended with %r", exc)

@@ -1,0 +1,261 @@
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import threading
+import time
+from collections import Counter
+
+import pytest
+from rtc_participant import VoiceParticipant
+
+import rico_lab
+from rico_lab._loop_thread import LoopThread
+from rico_lab.livekit_server import LiveKitServer, free_port
+from rico_lab.realtime_server import LocalRealtimeServer
+from rico_lab.speech import synthesize
+
+pytestmark = pytest.mark.integration
+
+SENTENCE = "Hello agent. Could you tell me what the weather is like today?"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with rico_lab.Lab() as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def user_speech():
+    return synthesize(SENTENCE)
+
+
+@pytest.fixture
+def participant(lab):
+    people = []
+
+    def join(role="demo"):
+        person = VoiceParticipant(lab.join(role))
+        person.connect()
+        people.append(person)
+        return person
+
+    yield join
+    for person in people:
+        person.close()
+
+
+def greeted(p):
+    return any(line.startswith("Local model here.") for line in p.agent_lines())
+
+
+def replied(p, turn):
+    return any(line.startswith(f"Turn {turn}: I heard") for line in p.agent_lines())
+
+
+def test_agent_greets_then_answers_a_spoken_turn(lab, participant, user_speech):
+    p = participant()
+    p.wait_for("the greeting", lambda: greeted(p))
+    assert p.speech_seconds() > 1.0, "greeting transcript arrived but its audio was silent"
+    assert "rico lab demo agent" in p.agent_lines()[0]
+    assert p.agent_attributes["rico_lab.model"] == "local"
+    assert p.agent_attributes["rico_lab.role"] == "demo"
+
+    committed_before = len(lab.realtime_server.committed)
+    sent_at = p.speak(user_speech)
+    p.wait_for("the reply to turn 1", lambda: replied(p, 1))
+    p.wait_for("reply audio", lambda: p.speech_seconds(since=sent_at) > 1.0)
+
+    turn = lab.realtime_server.committed[committed_before]
+    spoken = len(user_speech) / 24000
+    assert spoken - 0.5 < turn.duration_s < spoken + 1.0
+    assert f"I heard {turn.duration_s:.1f} seconds" in p.agent_lines()[-1]
+
+
+def test_a_blocked_main_thread_does_not_stop_the_agent(lab, participant, user_speech):
+    """The main thread is stuck in a long blocking call, as in a running cell, while the
+    agent greets and answers: nothing of the lab may need the main thread or its loop."""
+    p = participant()
+
+    async def converse() -> None:
+        while not greeted(p):
+            await asyncio.sleep(0.05)
+        await p._speak(user_speech, 1.5)
+
+    conversation = p._thread.submit(converse())
+    start = time.monotonic()
+    while time.monotonic() - start < 25 and not replied(p, 1):
+        time.sleep(0.5)  # the cell: blocking calls, no event loop turning in this thread
+    end = time.monotonic()
+    conversation.result(5)
+    assert replied(p, 1), f"no reply while the kernel was blocked; agent said {p.agent_lines()}"
+    speech = [h for h in p.heard if h.rms > 300 and start <= h.at <= end]
+    assert sum(h.seconds for h in speech) > 2.0
+    gaps = [b.at - a.at for a, b in itertools.pairwise(speech)]
+    # frames of one utterance kept flowing: the long gaps are only between greeting and reply
+    assert sorted(gaps)[len(gaps) * 9 // 10] < 0.1
+
+
+def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):
+    a, b = lab.join("demo"), lab.join("demo", identity="ada")
+    assert a.room != b.room and b.identity == "ada"
+    assert a.url == lab.url and "token" not in repr(a)
+    claims = rico_lab.lab.api.TokenVerifier(lab.api_key, lab._api_secret).verify(a.token)
+    assert claims.video.room == a.room and claims.video.room_join
+    assert not claims.video.room_create and not claims.video.room_admin
+    assert claims.room_config.agents[0].agent_name == "rico_lab"
+
+
+def test_unknown_role_is_refused_at_join(lab):
+    with pytest.raises(rico_lab.RoleError, match=r"unknown role 'nobody'.*demo"):
+        lab.join("nobody")
+
+
+def threads():
+    """Every OS thread of this process by name: Python's and the native SDK's alike."""
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/comm") as comm:
+            names.append(comm.read().strip())
+    return Counter(names)
+
+
+def child_pids():
+    me = str(os.getpid())
+    kids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                kids.add(int(entry))
+    return kids
+
+
+def run_a_lab_and_talk():
+    with rico_lab.Lab() as lab:
+        port = lab.livekit_server.port
+        p = VoiceParticipant(lab.join("demo"))
+        p.connect()
+        try:
+            p.wait_for("the greeting", lambda: greeted(p))
+        finally:
+            p.close()
+    assert lab.livekit_server.pid is None
+    return port
+
+
+def settled_threads(expected, timeout=15.0):
+    """The thread census once closing threads have ended (or ``timeout`` passed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and threads() != expected:
+        time.sleep(0.2)
+    return threads()
+
+
+def test_start_close_start_again_leaks_nothing():
+    kids_before = child_pids()
+    ports = [run_a_lab_and_talk()]
+    # the first lab starts process-wide pieces once: livekit's native SDK threads and the
+    # agents' CPU monitor; from then on a whole lab must come and go without a trace
+    after_first = settled_threads(Counter())
+    python_names = {t.name for t in threading.enumerate()}
+    ports.append(run_a_lab_and_talk())
+    assert settled_threads(after_first) == after_first
+    assert {t.name for t in threading.enumerate()} == python_names
+    assert child_pids() - kids_before == set()
+    for port in ports:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+
+
+def test_external_livekit_server_from_the_environment(monkeypatch):
+    server = LiveKitServer()
+    server.start()
+    try:
+        monkeypatch.setenv("LIVEKIT_URL", server.url)
+        monkeypatch.setenv("LIVEKIT_API_KEY", server.api_key)
+        monkeypatch.setenv("LIVEKIT_API_SECRET", server.api_secret)
+        with rico_lab.Lab() as lab:
+            assert lab.livekit_server is None and lab.url == server.url
+            p = VoiceParticipant(lab.join("demo"))
+            p.connect()
+            try:
+                p.wait_for("the greeting", lambda: greeted(p))
+            finally:
+                p.close()
+        assert os.environ["LIVEKIT_URL"] == server.url  # the lab left the environment alone
+    finally:
+        server.stop()
+
+
+def test_unreachable_livekit_url_is_named(monkeypatch):
+    url = f"ws://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("LIVEKIT_URL", url)
+    monkeypatch.setenv("LIVEKIT_API_KEY", "key")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "s" * 32)
+    started = time.monotonic()
+    with pytest.raises(rico_lab.LiveKitServerError, match=f"LIVEKIT_URL={url} is unreachable"):
+        rico_lab.Lab()
+    assert time.monotonic() - started < 15
+
+
+def test_livekit_url_without_credentials_is_named(monkeypatch):
+    monkeypatch.setenv("LIVEKIT_URL", "ws://127.0.0.1:1")
+    with pytest.raises(rico_lab.LiveKitServerError, match="LIVEKIT_API_KEY and LIVEKIT_API_SECRET"):
+        rico_lab.Lab()
+
+
+def test_wrong_livekit_secret_is_named(monkeypatch):
+    server = LiveKitServer()
+    server.start()
+    try:
+        monkeypatch.setenv("LIVEKIT_URL", server.url)
+        monkeypatch.setenv("LIVEKIT_API_KEY", server.api_key)
+        monkeypatch.setenv("LIVEKIT_API_SECRET", "not-the-secret-" * 3)
+        with pytest.raises(rico_lab.LiveKitServerError, match="refused LIVEKIT_API_KEY"):
+            rico_lab.Lab()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def keyed_model_server():
+    """A realtime endpoint that, like OpenAI's, only takes one API key."""
+    loop = LoopThread("openai-stand-in")
+    server = LocalRealtimeServer(api_key="sk-right")
+    loop.run(server.start())
+    yield server
+    loop.run(server.aclose())
+    loop.stop()
+
+
+def test_rejected_openai_key_is_an_error_not_a_hang(monkeypatch, keyed_model_server):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    monkeypatch.setenv("OPENAI_BASE_URL", keyed_model_server.base_url)
+    kids_before = child_pids()
+    started = time.monotonic()
+    with pytest.raises(rico_lab.ModelError, match=r"OPENAI_API_KEY was rejected.*HTTP 401"):
+        rico_lab.Lab()
+    assert time.monotonic() - started < 15
+    assert child_pids() - kids_before == set(), "a failed start left livekit-server running"
+
+
+def test_accepted_openai_key_goes_through_the_openai_path(monkeypatch, keyed_model_server):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-right")
+    monkeypatch.setenv("OPENAI_BASE_URL", keyed_model_server.base_url)
+    with rico_lab.Lab() as lab:
+        assert lab.model == "openai" and lab.realtime_server is None
+        p = VoiceParticipant(lab.join("demo"))
+        p.connect()
+        try:
+            p.wait_for("the greeting", lambda: greeted(p))
+            assert p.agent_attributes["rico_lab.model"] == "openai"
+        finally:
+            p.close()
