@@ -107,6 +107,14 @@ class VoiceParticipant:
         """Transcribed agent lines, in order."""
         return [text for who, text in self.transcripts if who != self.info.identity and text]
 
+    def greeted(self) -> bool:
+        """The local model's greeting was spoken in full."""
+        return any(line.startswith("Local model here.") for line in self.agent_lines())
+
+    def replied(self, turn: int) -> bool:
+        """The local model acknowledged spoken user turn ``turn``."""
+        return any(line.startswith(f"Turn {turn}: I heard") for line in self.agent_lines())
+
     def wait_for(self, what: str, predicate: object, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

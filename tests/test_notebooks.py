@@ -1,0 +1,119 @@
+import itertools
+import json
+import signal
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.manager import start_new_kernel
+from nbclient import NotebookClient
+from rtc_participant import SPEECH_RMS, VoiceParticipant
+from test_livekit_server import wait_gone
+
+from rico_lab.lab import JoinInfo
+from rico_lab.speech import synthesize
+
+pytestmark = pytest.mark.integration
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom(path):
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(
+        notebook, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
+    errors = [
+        out
+        for cell in notebook.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
+    assert errors == []
+
+
+@pytest.fixture
+def kernel():
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(NOTEBOOKS))
+    yield manager, client
+    client.stop_channels()
+    if manager.has_kernel:
+        manager.shutdown_kernel(now=True)
+
+
+def run(client, code, timeout=60.0):
+    """Execute ``code`` in the kernel and return what it printed."""
+    printed = []
+
+    def on_output(msg):
+        if msg["msg_type"] == "stream":
+            printed.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            printed.append("\n".join(msg["content"]["traceback"]))
+
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=on_output)
+    assert reply["content"]["status"] == "ok", "".join(printed)
+    return "".join(printed)
+
+
+def notebook_code(name):
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    return [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_agent_talks_while_a_cell_blocks_the_kernel(kernel, tmp_path):
+    """The lab runs inside a real ipykernel; a running cell must not stop the conversation."""
+    manager, client = kernel
+    start_lab, join, _close = notebook_code("01_talk.ipynb")
+    run(client, start_lab)
+    run(client, join)
+    fields = json.loads(
+        run(client, "import dataclasses, json; print(json.dumps(dataclasses.asdict(info)))")
+    )
+    server_pid, server_port = map(
+        int, run(client, "print(lab.livekit_server.pid, lab.livekit_server.port)").split()
+    )
+
+    release = tmp_path / "release"
+    blocking_cell = (
+        "import pathlib, time\n"
+        f"while not pathlib.Path({str(release)!r}).exists():\n"
+        "    time.sleep(0.2)\n"
+        "print('cell done')"
+    )
+    msg_id = client.execute(blocking_cell)
+    p = VoiceParticipant(JoinInfo(**fields))
+    p.connect()
+    try:
+        p.wait_for("the greeting", p.greeted)
+        sent = p.speak(synthesize("Tell me something about the notebook."))
+        p.wait_for("the reply", lambda: p.replied(1))
+        p.wait_for("reply audio", lambda: p.speech_seconds(since=sent) > 1.0)
+    finally:
+        p.close()
+    # the audio of each utterance flowed frame after frame (long gaps only between them)
+    speech = [h for h in p.heard if h.rms > SPEECH_RMS]
+    gaps = sorted(b.at - a.at for a, b in itertools.pairwise(speech))
+    assert gaps[len(gaps) * 9 // 10] < 0.1
+    # the cell was still blocking the kernel all along: its reply comes only now
+    assert not _has_reply(client, msg_id, timeout=0.5)
+    release.touch()
+    assert _has_reply(client, msg_id, timeout=10)
+
+    # a kernel that dies takes its livekit-server with it
+    manager.signal_kernel(signal.SIGKILL)
+    assert wait_gone(server_pid, server_port), "livekit-server outlived the killed kernel"
+
+
+def _has_reply(client, msg_id, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = client.get_shell_msg(timeout=max(0.05, deadline - time.monotonic()))
+        except Exception:
+            return False
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return True
+    return False
