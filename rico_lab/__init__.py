@@ -2,7 +2,8 @@
 
 from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerError
 from .lab import JoinInfo, Lab
-from .realtime_server import LocalRealtimeServer, LocalScript
+from .local_script import LocalScript
+from .realtime_server import LocalRealtimeServer
 from .roles import Role, load_role
 
 __all__ = [

@@ -23,7 +23,8 @@ from livekit.plugins import openai
 from ._loop_thread import LoopThread
 from .errors import LabError, LiveKitServerError, ModelError
 from .livekit_server import LiveKitServer
-from .realtime_server import LocalRealtimeServer, LocalScript
+from .local_script import LocalScript
+from .realtime_server import LocalRealtimeServer
 from .roles import Role, default_roles_dir, load_role
 from .worker import AGENT_NAME, AgentSpec, Worker
 
