@@ -10,7 +10,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livekit.agents import Agent, AgentServer, AgentSession, JobContext, JobExecutorType
+from livekit.agents import (
+    Agent,
+    AgentServer,
+    AgentSession,
+    ErrorEvent,
+    JobContext,
+    JobExecutorType,
+)
 from livekit.agents.llm import RealtimeModel
 
 from ._loop_thread import LoopThread
@@ -52,10 +59,17 @@ def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
             {"rico_lab.role": role.name, "rico_lab.model": spec.model_label}
         )
         session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
+        pending: set[asyncio.Future[None]] = set()
 
         @session.on("error")
-        def _on_error(event: object) -> None:
-            spec.on_error(f"room {ctx.room.name}: {getattr(event, 'error', event)}")
+        def _on_error(event: ErrorEvent) -> None:
+            message = f"{type(event.error).__name__}: {event.error}"
+            spec.on_error(f"room {ctx.room.name}: {message}")
+            # the voice client shows this attribute, so the user sees why the agent is silent
+            attributes = {"rico_lab.error": message[:500]}
+            task = asyncio.ensure_future(ctx.room.local_participant.set_attributes(attributes))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
         await session.start(agent=Agent(instructions=role.instructions), room=ctx.room)
         session.generate_reply(instructions=greeting_instructions(role))
