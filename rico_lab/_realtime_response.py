@@ -18,7 +18,7 @@ from typing import Any
 from rico_lab import speech
 from rico_lab._realtime_protocol import PCM, Conversation, new_id
 from rico_lab._vad import INPUT_RATE
-from rico_lab.local_script import Call, Speak
+from rico_lab.local_script import Call, Fail, Speak
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Response:
     """One response in flight: what was asked for, what it will say, how it ended."""
 
     id: str
-    plan: Speak | Call
+    plan: Speak | Call | Fail
     modalities: list[str]
     voice: str
     instructions: str
@@ -140,6 +140,8 @@ class ResponseStream:
         """
         response = self._response
         try:
+            if isinstance(response.plan, Fail):
+                return "failed", _failure("scripted_failure", response.plan.message)
             if isinstance(response.plan, Call):
                 await self._stream_call(response.plan)
             else:

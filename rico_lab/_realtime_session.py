@@ -36,6 +36,7 @@ from rico_lab._vad import INPUT_RATE, SpeechDetector, VadEvent, speech_duration
 from rico_lab.local_script import (
     AudioTurn,
     Call,
+    Fail,
     LocalScript,
     Speak,
     TextTurn,
@@ -493,7 +494,7 @@ class Session:
         self._response = response
         response.task = asyncio.create_task(self._run_response(response))
 
-    def _plan(self, params: dict[str, Any], instructions: str) -> Speak | Call:
+    def _plan(self, params: dict[str, Any], instructions: str) -> Speak | Call | Fail:
         """Hand the newest input since the last response to the script's rules."""
         latest = self._pending[-1] if self._pending else None
         self._pending = []

@@ -21,6 +21,7 @@ _INTRO = "Local model here. "
 _DEFAULT_GREETING = _INTRO + "Hello! This is rico lab's local model, not OpenAI."
 _SAY = re.compile(r"Say:\s*[\"“](.+?)[\"”]", re.DOTALL)
 _CALL = re.compile(r"/call\s+(\S+)\s*(.*)", re.DOTALL)
+_FAIL = re.compile(r"/fail(?:\s+(.*))?", re.DOTALL)
 
 
 @dataclass
@@ -83,6 +84,13 @@ class Call:
     arguments: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Fail:
+    """Fail the response with this message, as a model outage would."""
+
+    message: str
+
+
 def plan_reply(
     script: LocalScript,
     latest: AudioTurn | TextTurn | ToolResult | None,
@@ -92,7 +100,7 @@ def plan_reply(
     introduced: bool,
     tool_names: list[str],
     tool_choice: Any,
-) -> Speak | Call:
+) -> Speak | Call | Fail:
     """Decide a response from the newest input since the last one, ``None`` when there is none.
 
     A tool result is reported, no input is a greeting, a turn the script lists is that call,
@@ -109,9 +117,9 @@ def plan_reply(
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or ``{"name": ...}``.
 
     Returns:
-        The line to speak or the call to make.
+        The line to speak, the call to make, or the failure to report.
     """
-    plan: Speak | Call
+    plan: Speak | Call | Fail
     if isinstance(latest, ToolResult):
         plan = tool_result_reply(latest)
     elif latest is None:
@@ -148,8 +156,14 @@ def audio_reply(turn: AudioTurn) -> Speak:
     return Speak(f"Turn {turn.turn}: I heard {turn.duration_s:.1f} seconds of speech.")
 
 
-def text_reply(turn: TextTurn, tool_names: list[str], *, allow_calls: bool) -> Speak | Call:
-    """Echo a text turn, or run ``/call NAME {json}`` so a tool can be tried by typing."""
+def text_reply(turn: TextTurn, tool_names: list[str], *, allow_calls: bool) -> Speak | Call | Fail:
+    """Echo a text turn, or run a command typed by the user.
+
+    ``/call NAME {json}`` calls a tool, so one can be tried by typing; ``/fail MESSAGE``
+    fails the response, so what a client shows for a model error can be seen and tested.
+    """
+    if match := _FAIL.fullmatch(turn.text.strip()):
+        return Fail(match[1] or "scripted failure")
     if allow_calls and (match := _CALL.fullmatch(turn.text.strip())):
         return _slash_call(turn.turn, match[1], match[2].strip(), tool_names)
     return Speak(f"Turn {turn.turn}: you wrote: {turn.text}")

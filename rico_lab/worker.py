@@ -50,6 +50,26 @@ def greeting_instructions(role: Role) -> str:
     return f'Greet the user now. Say: "{role.greeting}"'
 
 
+def describe_error(error: object) -> str:
+    """One readable line for a session error: the provider's words, then its code.
+
+    livekit wraps a model's error twice (RealtimeModelError → APIError → the provider's
+    error body); a user wants the innermost message, not the reprs around it.
+    """
+    inner = getattr(error, "error", error)
+    body = getattr(inner, "body", None)
+    if isinstance(body, dict):
+        detail, code = body.get("message"), body.get("code")
+    else:
+        detail, code = getattr(body, "message", None), getattr(body, "code", None)
+    text = str(getattr(inner, "message", None) or inner)
+    if detail:
+        text += f": {detail}"
+    if code:
+        text += f" ({code})"
+    return text
+
+
 def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
     async def entrypoint(ctx: JobContext) -> None:
         meta = json.loads(ctx.job.metadata or "{}")
@@ -63,7 +83,7 @@ def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
 
         @session.on("error")
         def _on_error(event: ErrorEvent) -> None:
-            message = f"{type(event.error).__name__}: {event.error}"
+            message = describe_error(event.error)
             spec.on_error(f"room {ctx.room.name}: {message}")
             # the voice client shows this attribute, so the user sees why the agent is silent
             attributes = {"rico_lab.error": message[:500]}

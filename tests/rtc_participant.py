@@ -51,6 +51,11 @@ class VoiceParticipant:
                 self.agent_attributes.update(participant.attributes)
                 self._spawn(self._listen(track))
 
+        @self.room.on("participant_attributes_changed")
+        def _on_attributes(_changed: dict[str, str], participant: rtc.Participant) -> None:
+            if participant.identity != self.info.identity:
+                self.agent_attributes.update(participant.attributes)
+
         def _on_text(reader: rtc.TextStreamReader, identity: str) -> None:
             async def read() -> None:
                 self.transcripts.append((identity, await reader.read_all()))
@@ -84,6 +89,9 @@ class VoiceParticipant:
             chunk = pcm[start : start + FRAME]
             await self.source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))
 
+    async def _type(self, text: str) -> None:
+        await self.room.local_participant.send_text(text, topic="lk.chat")
+
     async def _close(self) -> None:
         await self.room.disconnect()
         await self.source.aclose()
@@ -98,6 +106,10 @@ class VoiceParticipant:
         """Send ``samples`` as microphone audio in real time; returns when it was all sent."""
         self._thread.run(self._speak(samples, silence_after), timeout=60)
         return time.monotonic()
+
+    def type(self, text: str) -> None:
+        """Send ``text`` as a typed message, as the voice client's text box does."""
+        self._thread.run(self._type(text), timeout=10)
 
     def speech_seconds(self, since: float = 0.0) -> float:
         """Seconds of non-silent agent audio received after ``since``."""

@@ -64,6 +64,23 @@ def test_agent_greets_then_answers_a_spoken_turn(lab, participant, user_speech):
     assert f"I heard {turn.duration_s:.1f} seconds" in p.agent_lines()[-1]
 
 
+def test_typed_turn_and_a_model_failure_reach_the_client(lab, participant):
+    p = participant()
+    p.wait_for("the greeting", p.greeted)
+    p.type("What is two plus two?")
+    p.wait_for(
+        "the typed reply", lambda: "Turn 1: you wrote: What is two plus two?" in p.agent_lines()
+    )
+    errors_before = len(lab.errors)
+    p.type("/fail the model is down")
+    p.wait_for("the error attribute", lambda: "rico_lab.error" in p.agent_attributes)
+    assert p.agent_attributes["rico_lab.error"] == (
+        "OpenAI Realtime API response failed with error type: server_error: "
+        "the model is down (scripted_failure)"
+    )
+    assert lab.errors[errors_before].startswith(f"room {p.info.room}: OpenAI Realtime")
+
+
 def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):
     a, b = lab.join("demo"), lab.join("demo", identity="ada")
     assert a.room != b.room and b.identity == "ada"
@@ -240,6 +257,8 @@ def test_busy_port_is_named_and_nothing_is_left_running():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(rico_lab.LiveKitServerError, match=f"port {port} on 127.0.0.1 is in use"):
+        with pytest.raises(
+            rico_lab.LiveKitServerError, match=f"port {port} on 127.0.0.1 is in use"
+        ):
             rico_lab.Lab(port=port)
     assert threading.active_count() == threads_before

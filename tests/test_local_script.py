@@ -9,6 +9,7 @@ import pytest
 from rico_lab.local_script import (
     AudioTurn,
     Call,
+    Fail,
     LocalScript,
     Speak,
     TextTurn,
@@ -27,7 +28,7 @@ def plan(
     latest: AudioTurn | TextTurn | ToolResult | None,
     script: LocalScript | None = None,
     **overrides: Any,
-) -> Speak | Call:
+) -> Speak | Call | Fail:
     context: dict[str, Any] = {
         "instructions": "",
         "session_instructions": "",
@@ -67,6 +68,16 @@ def test_text_turn_is_echoed_unless_it_is_a_slash_call() -> None:
         "get_weather", {}
     )
     assert text_reply(slash, tools, allow_calls=False) == Speak(f"Turn 1: you wrote: {slash.text}")
+
+
+def test_slash_fail_fails_the_response_with_its_message() -> None:
+    assert text_reply(TextTurn(3, "/fail the model is down"), [], allow_calls=True) == Fail(
+        "the model is down"
+    )
+    assert text_reply(TextTurn(3, "/fail"), [], allow_calls=False) == Fail("scripted failure")
+    assert plan(TextTurn(1, "/failure is an option")) == Speak(
+        "Turn 1: you wrote: /failure is an option"
+    )
 
 
 def test_slash_call_mistakes_are_said_not_called() -> None:
