@@ -120,15 +120,21 @@ def child_pids():
     return kids
 
 
+def hear_greeting(lab):
+    """Join a new conversation, wait for the greeting, leave; returns the participant."""
+    p = VoiceParticipant(lab.join("demo"))
+    p.connect()
+    try:
+        p.wait_for("the greeting", p.greeted)
+    finally:
+        p.close()
+    return p
+
+
 def run_a_lab_and_talk():
     with rico_lab.Lab() as lab:
         port = lab.livekit_server.port
-        p = VoiceParticipant(lab.join("demo"))
-        p.connect()
-        try:
-            p.wait_for("the greeting", p.greeted)
-        finally:
-            p.close()
+        hear_greeting(lab)
     assert lab.livekit_server.pid is None
     return port
 
@@ -167,12 +173,7 @@ def test_external_livekit_server_from_the_environment(monkeypatch):
         monkeypatch.setenv("LIVEKIT_API_SECRET", server.api_secret)
         with rico_lab.Lab() as lab:
             assert lab.livekit_server is None and lab.url == server.url
-            p = VoiceParticipant(lab.join("demo"))
-            p.connect()
-            try:
-                p.wait_for("the greeting", p.greeted)
-            finally:
-                p.close()
+            hear_greeting(lab)
         assert os.environ["LIVEKIT_URL"] == server.url  # the lab left the environment alone
     finally:
         server.stop()
@@ -235,13 +236,7 @@ def test_accepted_openai_key_goes_through_the_openai_path(monkeypatch, keyed_mod
     monkeypatch.setenv("OPENAI_BASE_URL", keyed_model_server.base_url)
     with rico_lab.Lab() as lab:
         assert lab.model == "openai" and lab.realtime_server is None
-        p = VoiceParticipant(lab.join("demo"))
-        p.connect()
-        try:
-            p.wait_for("the greeting", p.greeted)
-            assert p.agent_attributes["rico_lab.model"] == "openai"
-        finally:
-            p.close()
+        assert hear_greeting(lab).agent_attributes["rico_lab.model"] == "openai"
 
 
 def test_missing_livekit_server_says_how_to_install(tmp_path, monkeypatch):
