@@ -14,6 +14,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from livekit import api
@@ -27,6 +28,9 @@ from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
 from .roles import Role, default_roles_dir, load_role
 from .worker import AGENT_NAME, AgentSpec, Worker
+
+if TYPE_CHECKING:
+    from .voice_client import VoiceClient
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +106,7 @@ class Lab:
             self.model = "openai"
 
             def make_model(role: Role) -> RealtimeModel:
-                return openai.realtime.RealtimeModel(voice=role.voice)
+                return openai.realtime.RealtimeModel(**role.realtime_options())
 
         else:
             local_key = "rico-local-" + secrets.token_urlsafe(16)
@@ -113,7 +117,7 @@ class Lab:
 
             def make_model(role: Role) -> RealtimeModel:
                 return openai.realtime.RealtimeModel(
-                    base_url=local_url, api_key=local_key, voice=role.voice
+                    base_url=local_url, api_key=local_key, **role.realtime_options()
                 )
 
         spec = AgentSpec(
@@ -158,6 +162,15 @@ class Lab:
             .to_jwt()
         )
         return JoinInfo(url=self.url, token=token, room=room, identity=identity, role=loaded.name)
+
+    def talk(self, role: str = "demo", **options: Any) -> VoiceClient:
+        """A voice client for a new conversation with ``role``, to show in the cell output.
+
+        ``options`` are set on the widget (e.g. ``auto_connect=False``, ``agent_timeout_s``).
+        """
+        from .voice_client import VoiceClient  # anywidget loads the bundle only when needed
+
+        return VoiceClient(self.join(role), model_label=self.model, **options)
 
     def close(self) -> None:
         """Stop the worker, the local model and the embedded server; safe to call twice."""

@@ -91,7 +91,7 @@ def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
             pending.add(task)
             task.add_done_callback(pending.discard)
 
-        await session.start(agent=Agent(instructions=role.instructions), room=ctx.room)
+        await session.start(agent=Agent(instructions=role.render()), room=ctx.room)
         session.generate_reply(instructions=greeting_instructions(role))
 
     return entrypoint

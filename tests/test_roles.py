@@ -1,3 +1,4 @@
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,15 @@ pytestmark = pytest.mark.unit
 
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(text)
+    path.write_text(textwrap.dedent(text).lstrip())
     return path
 
 
 def test_demo_role_loads_by_name():
     role = load_role("demo")
     assert role.name == "demo"
-    assert "rico_lab demo agent" in role.instructions
-    assert role.greeting and role.voice
+    assert "rico_lab demo agent" in role.render()
+    assert role.greeting and role.voice == "marin" and role.description
     assert len(role.version) == 8
 
 
@@ -29,25 +30,95 @@ def test_version_changes_with_the_file(tmp_path):
     assert load_role("a", tmp_path).version != first
 
 
+def test_folder_role_with_a_csv_menu_and_a_python_tool(tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "menu.csv").write_text("item,price\nsoup,4\nbread,2\n")
+    (folder / "shop_tools.py").write_text("def total(items):\n    return len(items)\n")
+    write(
+        folder,
+        "role",
+        """
+        name: shop
+        data: menu.csv
+        instructions: |
+          Sell from the menu:
+          {% for row in menu %}- {{ row.item }}: {{ row.price }}
+          {% endfor %}
+        tools:
+          - name: add_item
+            description: Add an item to the order on screen.
+            parameters:
+              type: object
+              properties: {item: {type: string}}
+              required: [item]
+            ui: order.add
+          - name: total
+            description: Count the items.
+            python: shop_tools:total
+        """,
+    )
+    role = load_role("shop", tmp_path)
+    assert "- soup: 4" in role.render() and "- bread: 2" in role.render()
+    assert [t.name for t in role.tools] == ["add_item", "total"]
+    assert role.tools[0].ui == "order.add" and role.tools[1].function(["a", "b"]) == 2
+
+
+def test_model_settings_become_realtime_model_options(tmp_path):
+    write(
+        tmp_path,
+        "m",
+        """
+        instructions: hi
+        model:
+          model: gpt-realtime-mini
+          voice: cedar
+          modalities: [text]
+          turn_detection: {type: server_vad, silence_duration_ms: 700}
+        """,
+    )
+    options = load_role("m", tmp_path).realtime_options()
+    assert options["model"] == "gpt-realtime-mini" and options["voice"] == "cedar"
+    assert options["modalities"] == ["text"]
+    assert options["turn_detection"].silence_duration_ms == 700
+    write(tmp_path, "off", "instructions: hi\nmodel: {turn_detection: null}\n")
+    assert load_role("off", tmp_path).realtime_options()["turn_detection"] is None
+
+
 def test_unknown_role_lists_the_known_ones(tmp_path):
     write(tmp_path, "alpha", "instructions: hi\n")
-    with pytest.raises(RoleError, match=r"unknown role 'beta'.*alpha"):
-        load_role("beta", tmp_path)
+    (tmp_path / "beta").mkdir()
+    write(tmp_path / "beta", "role", "instructions: hi\n")
+    with pytest.raises(RoleError, match=r"unknown role 'gamma'.*alpha, beta"):
+        load_role("gamma", tmp_path)
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("instructions: [unclosed\n", "not valid YAML"),
-        ("- a list\n", "expected a mapping"),
-        ("voice: marin\n", "missing required field 'instructions'"),
-        ("instructions: hi\ncolour: red\n", "unknown field.*colour"),
-        ("instructions: hi\nvoice: 3\n", "field 'voice' must be a non-empty str"),
-        ("instructions: hi\nname: other\n", "field 'name' is 'other'"),
-    ],
-)
-def test_bad_role_names_file_and_field(tmp_path, text, message):
-    path = write(tmp_path, "bad", text)
+BAD = {
+    "yaml": ("instructions: hi\nvoice: [unclosed\n", 3, "not valid YAML"),
+    "not a mapping": ("- a list\n", 1, "a role is a mapping"),
+    "missing field": ("description: x\n", 1, "'instructions' is a required property"),
+    "unknown key": ("instructions: hi\ncolour: red\n", 2, "unknown field 'colour'"),
+    "nested unknown key": ("instructions: hi\nmodel:\n  voice: a\n  pitch: 3\n", 4, "unknown field 'model.pitch'"),
+    "wrong type": ("instructions: hi\nmodel:\n  voice: 3\n", 3, "field 'model.voice': 3 is not of type 'string'"),
+    "out of range": ("instructions: hi\nmodel:\n  turn_detection: {type: server_vad, threshold: 2}\n", 3, "field 'model.turn_detection' fits none"),
+    "bad enum": ("instructions: hi\nmodel:\n  modalities: [video]\n", 3, "field 'model.modalities.0'"),
+    "bad turn detection": ("instructions: hi\nmodel:\n  turn_detection: {type: magic}\n", 3, "field 'model.turn_detection'"),
+    "name mismatch": ("name: other\ninstructions: hi\n", 1, "field 'name' is 'other'"),
+    "template syntax": ("greeting: hi\ninstructions: |\n  line one\n  {% if %}\n", 4, "field 'instructions': template error"),
+    "template variable": ("instructions: Sell {{ menu }}\n", 1, "'menu' is undefined"),
+    "missing data file": ("instructions: hi\ndata: menu.csv\n", 2, "data file .*menu.csv does not exist"),
+    "tool without action": ("instructions: hi\ntools:\n  - name: t\n    description: d\n", 3, "field 'tools.0'"),
+    "tool schema invalid": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: x\n    parameters: {type: object, properties: 3}\n", 6, "'tools.0.parameters' of tool 't' is not a valid JSON Schema"),
+    "tool schema not object": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: x\n    parameters: {type: string}\n", 6, "must have type: object"),
+    "handler not importable": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: no_such_module:f\n", 5, "'tools.0.python': cannot import 'no_such_module'"),
+    "handler missing": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: json:no_such_function\n", 5, "'json' has no function 'no_such_function'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "line", "message"), BAD.values(), ids=BAD.keys())
+def test_bad_role_names_file_line_and_field(tmp_path, text, line, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
     with pytest.raises(RoleError, match=message) as info:
         load_role("bad", tmp_path)
-    assert str(path) in str(info.value)
+    assert str(info.value).startswith(f"{path}:{line}: "), str(info.value)
