@@ -59,6 +59,8 @@ class Session:
             a script may be changed between turns.
         on_commit: Told (session id, turn, voiced seconds, samples, item id) of every
             committed audio turn, so the server can record it.
+        on_update: Told (session id, instructions, tool names) of every accepted
+            session.update, so the server can record what the model was told.
     """
 
     def __init__(
@@ -67,12 +69,14 @@ class Session:
         model: str,
         script: Callable[[], LocalScript],
         on_commit: Callable[[str, int, float, int, str], None],
+        on_update: Callable[[str, str, list[str]], None],
     ) -> None:
         self.id = new_id("sess")
         self.model = model
         self._ws = ws
         self._script = script
         self._on_commit_turn = on_commit
+        self._on_update = on_update
         self._conversation = Conversation()
         self._config = default_config(self.id, model)
         self._seen_user_items: set[str] = set()
@@ -214,6 +218,7 @@ class Session:
             raise ClientError("invalid_value", "Every tool needs a name.", "session.tools")
         self._config = merged
         self._configure_vad()
+        self._on_update(self.id, merged.get("instructions", ""), [t["name"] for t in tools])
         await self._emit("session.updated", session=self._config)
 
     def _turn_detection(self) -> dict[str, Any] | None:

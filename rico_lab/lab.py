@@ -76,6 +76,9 @@ class Lab:
     ) -> None:
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
         self.errors: list[str] = []
+        #: every user and agent turn of every conversation, with the role version it ran under
+        self.turns: list[dict[str, Any]] = []
+        self._roles: dict[str, Role] = {}
         self.url = self.model = ""
         self.livekit_server: LiveKitServer | None = None
         self.realtime_server: LocalRealtimeServer | None = None
@@ -125,6 +128,7 @@ class Lab:
             make_model=make_model,
             model_label=self.model,
             on_error=self._on_error,
+            record=self.turns.append,
         )
         self._worker = Worker(
             url=self.url, api_key=self.api_key, api_secret=self._api_secret, spec=spec
@@ -136,8 +140,15 @@ class Lab:
         self.errors.append(message)
 
     def role(self, name: str) -> Role:
-        """Load role ``name`` from this lab's roles folder (raises :class:`RoleError`)."""
-        return load_role(name, self.roles_dir)
+        """This lab's live copy of role ``name``, loaded from its roles folder on first use.
+
+        Every conversation with the role uses this one object: assign to its fields
+        (``lab.role("demo").instructions = ...``) and live conversations take the change on
+        their next turn. Raises :class:`RoleError` for an unknown or invalid role.
+        """
+        if name not in self._roles:
+            self._roles[name] = load_role(name, self.roles_dir)
+        return self._roles[name]
 
     def join(self, role: str = "demo", identity: str | None = None) -> JoinInfo:
         """Open a new conversation with ``role``: a fresh room the agent is dispatched into.

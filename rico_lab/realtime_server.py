@@ -41,6 +41,21 @@ class CommittedTurn:
     item_id: str
 
 
+@dataclass(frozen=True)
+class SessionUpdate:
+    """One accepted session.update: what the model was told from then on.
+
+    Attributes:
+        session_id: The realtime session (one per websocket connection).
+        instructions: The session's instructions after the update.
+        tools: Names of the tools the session offers after the update.
+    """
+
+    session_id: str
+    instructions: str
+    tools: list[str]
+
+
 class LocalRealtimeServer:
     """An aiohttp server that answers ``RealtimeModel(base_url=server.base_url)``.
 
@@ -53,6 +68,7 @@ class LocalRealtimeServer:
         script: What the model says and does; it may be changed between turns.
         committed: Every committed user audio turn, in order. Only ever appended to, so
             another thread may read it while the server runs.
+        updates: Every accepted session.update, in order; appended to like ``committed``.
     """
 
     def __init__(
@@ -68,6 +84,7 @@ class LocalRealtimeServer:
         self._api_key = api_key
         self.script = script or LocalScript()
         self.committed: list[CommittedTurn] = []
+        self.updates: list[SessionUpdate] = []
         self._runner: web.AppRunner | None = None
         self._sessions: set[Session] = set()
 
@@ -167,6 +184,7 @@ class LocalRealtimeServer:
             model=request.query.get("model", "gpt-realtime"),
             script=lambda: self.script,
             on_commit=lambda *turn: self.committed.append(CommittedTurn(*turn)),
+            on_update=lambda *update: self.updates.append(SessionUpdate(*update)),
         )
         self._sessions.add(session)
         logger.info("realtime session %s opened (model %s)", session.id, session.model)

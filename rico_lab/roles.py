@@ -50,11 +50,17 @@ class Tool:
     function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+_EDITABLE = ("description", "model", "instructions", "data", "greeting", "recap", "tools")
+
+
+@dataclass(eq=False)
 class Role:
     """One agent role, validated; ``version`` is a short hash of everything that defines it.
 
-    The version lets every conversation say which edit of a role it ran with.
+    Assigning a field (``role.instructions = "..."``) validates the edited role as a whole,
+    exactly as a file is validated: an invalid edit raises :class:`RoleError` and leaves the
+    role as it was; a valid one gets a new ``version`` and is pushed to every live
+    conversation using this role, which picks it up on its next turn.
     """
 
     name: str
@@ -62,16 +68,51 @@ class Role:
     description: str = ""
     model: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    data_file: str | None = None
     greeting: str = DEFAULT_GREETING
     recap: str = DEFAULT_RECAP
     tools: tuple[Tool, ...] = ()
     path: Path | None = None
     version: str = ""
+    _listeners: list[Callable[[Role], None]] = field(default_factory=list, repr=False)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key not in _EDITABLE or "_listeners" not in self.__dict__:
+            object.__setattr__(self, key, value)  # construction, or a field edits don't touch
+            return
+        raw = self.to_dict()
+        raw[key] = [_tool_dict(t) for t in value] if key == "tools" else value
+        fields = _build(raw, _Source(self.path or Path(f"{self.name}.yaml")))
+        for name, new in fields.items():
+            object.__setattr__(self, name, new)
+        for listener in list(self._listeners):
+            listener(self)
+
+    def on_change(self, listener: Callable[[Role], None]) -> Callable[[], None]:
+        """Call ``listener(role)`` after every valid edit; returns the unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     @property
     def voice(self) -> str:
         """The realtime voice (``model.voice``)."""
         return str(self.model.get("voice", DEFAULT_VOICE))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The role as its YAML file holds it, keys in the file's order."""
+        raw: dict[str, Any] = {"name": self.name}
+        if self.description:
+            raw["description"] = self.description
+        if self.model:
+            raw["model"] = self.model
+        raw["instructions"] = self.instructions
+        if self.data_file or self.data:
+            raw["data"] = self.data_file or self.data
+        raw["greeting"] = self.greeting
+        raw["recap"] = self.recap
+        if self.tools:
+            raw["tools"] = [_tool_dict(t) for t in self.tools]
+        return raw
 
     def realtime_options(self) -> dict[str, Any]:
         """Keyword arguments for ``RealtimeModel`` from the role's ``model`` settings."""
@@ -87,7 +128,39 @@ class Role:
 
     def render(self) -> str:
         """The instructions with the role's data filled in: the prompt the model gets."""
-        return _render(self.instructions, self.data, self.path, None)
+        return _render(self.instructions, self.data, _Source(self.path or Path(self.name)))
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the role as YAML (multi-line text as readable ``|`` blocks); returns the file."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise RoleError(f"role {self.name!r} has no file yet: pass save(path)")
+        target.write_text(yaml.dump(self.to_dict(), Dumper=_BlockDumper, sort_keys=False))
+        return target
+
+def _tool_dict(tool: Tool | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(tool, dict):
+        return tool
+    spec: dict[str, Any] = {"name": tool.name, "description": tool.description}
+    spec["parameters"] = tool.parameters
+    for key in ("ui", "python"):
+        if getattr(tool, key):
+            spec[key] = getattr(tool, key)
+    return spec
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings as ``|`` blocks, so a saved prompt reads like the original."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    if "\n" not in text:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text)
+    block = text if text.endswith("\n") else text + "\n"  # `|`, not `|-`: loading strips it
+    return dumper.represent_scalar("tag:yaml.org,2002:str", block, style="|")
+
+
+_BlockDumper.add_representer(str, _represent_str)
 
 
 def default_roles_dir() -> Path:
@@ -141,35 +214,55 @@ def parse_role(text: str, path: Path, expected_name: str | None = None) -> Role:
         raise RoleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
         raise RoleError(f"{path}:1: a role is a mapping of fields, got {type(raw).__name__}")
-    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise RoleError(_describe(errors[0], root, path))
+    source = _Source(path, root)
     name = raw.get("name", expected_name or path.stem)
     if expected_name and name != expected_name:
-        line = _line_of(root, ["name"])
         raise RoleError(
-            f"{path}:{line}: field 'name' is {name!r} but the file says the role is "
+            f"{source.at(['name'])}: field 'name' is {name!r} but the file says the role is "
             f"{expected_name!r}"
         )
-    data = _load_data(raw.get("data"), path, root)
-    tools = tuple(_tool(spec, i, path, root) for i, spec in enumerate(raw.get("tools", [])))
+    return Role(**_build(raw, source), name=name, path=path)
+
+
+def _build(raw: dict[str, Any], source: _Source) -> dict[str, Any]:
+    """Validate a role's fields (from a file or an edit); returns Role's keyword arguments."""
+    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise RoleError(_describe(errors[0], source))
+    data = _load_data(raw.get("data"), source)
     instructions = raw["instructions"].strip()
-    _render(instructions, data, path, _template_start(root))  # fail now, not mid-conversation
-    version = hashlib.sha256(
-        json.dumps([raw, data], sort_keys=True, default=str).encode()
-    ).hexdigest()[:8]
-    return Role(
-        name=name,
-        instructions=instructions,
-        description=raw.get("description", "").strip(),
-        model=dict(raw.get("model", {})),
-        data=data,
-        greeting=raw.get("greeting", DEFAULT_GREETING).strip(),
-        recap=raw.get("recap", DEFAULT_RECAP).strip(),
-        tools=tools,
-        path=path,
-        version=version,
-    )
+    _render(instructions, data, source)  # fail now, not in the middle of a conversation
+    fields: dict[str, Any] = {
+        "instructions": instructions,
+        "description": raw.get("description", "").strip(),
+        "model": dict(raw.get("model", {})),
+        "data": data,
+        "data_file": raw["data"] if isinstance(raw.get("data"), str) else None,
+        "greeting": raw.get("greeting", DEFAULT_GREETING).strip(),
+        "recap": raw.get("recap", DEFAULT_RECAP).strip(),
+        "tools": tuple(_tool(spec, i, source) for i, spec in enumerate(raw.get("tools", []))),
+    }
+    # the version hashes what the role means, not how its file happens to be written
+    meaning = {**fields, "tools": [_tool_dict(t) for t in fields["tools"]]}
+    digest = hashlib.sha256(json.dumps(meaning, sort_keys=True, default=str).encode())
+    return {**fields, "version": digest.hexdigest()[:8]}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a role's fields came from, so an error can point at them.
+
+    ``root`` is the YAML node tree of a file; an edit made in Python has none, and its
+    errors name the field of the edit instead of a line.
+    """
+
+    path: Path
+    root: yaml.Node | None = None
+
+    def at(self, keys: list[str | int]) -> str:
+        if self.root is None:
+            return f"{self.path} (edited in Python)"
+        return f"{self.path}:{_line_of(self.root, keys)}"
 
 
 def _line_of(root: yaml.Node | None, keys: list[str | int]) -> int:
@@ -190,14 +283,16 @@ def _line_of(root: yaml.Node | None, keys: list[str | int]) -> int:
     return line
 
 
-def _template_start(root: yaml.Node) -> int:
+def _template_start(source: _Source) -> int | None:
     """File line of the instructions' first template line (block scalars start one below)."""
-    line = _line_of(root, ["instructions"])
-    value = next(v for k, v in root.value if k.value == "instructions")
+    if not isinstance(source.root, yaml.MappingNode):
+        return None
+    line = _line_of(source.root, ["instructions"])
+    value = next(v for k, v in source.root.value if k.value == "instructions")
     return line + 1 if getattr(value, "style", None) in ("|", ">") else line
 
 
-def _describe(error: jsonschema.ValidationError, root: yaml.Node, path: Path) -> str:
+def _describe(error: jsonschema.ValidationError, source: _Source) -> str:
     keys = list(error.absolute_path)
     where = ".".join(map(str, keys)) or "(top level)"
     if error.validator == "additionalProperties":
@@ -206,25 +301,25 @@ def _describe(error: jsonschema.ValidationError, root: yaml.Node, path: Path) ->
         keys.append(extra[0])
         field_name = ".".join(map(str, keys))
         return (
-            f"{path}:{_line_of(root, keys)}: unknown field {field_name!r}; "
+            f"{source.at(keys)}: unknown field {field_name!r}; "
             f"expected one of: {', '.join(allowed)}"
         )
     if error.validator == "required":
-        return f"{path}:{_line_of(root, keys)}: {where}: {error.message}"
+        return f"{source.at(keys)}: {where}: {error.message}"
     if error.validator in ("oneOf", "anyOf") and error.context:
         detail = "; or ".join(sorted({e.message for e in error.context}))
-        return f"{path}:{_line_of(root, keys)}: field {where!r} fits none of its forms: {detail}"
-    return f"{path}:{_line_of(root, keys)}: field {where!r}: {error.message}"
+        return f"{source.at(keys)}: field {where!r} fits none of its forms: {detail}"
+    return f"{source.at(keys)}: field {where!r}: {error.message}"
 
 
-def _load_data(spec: Any, path: Path, root: yaml.Node) -> dict[str, Any]:
+def _load_data(spec: Any, source: _Source) -> dict[str, Any]:
     """Inline data as is; a file beside the role by its format (a CSV becomes its rows)."""
     if spec is None:
         return {}
     if isinstance(spec, dict):
         return spec
-    file = path.parent / spec
-    where = f"{path}:{_line_of(root, ['data'])}"
+    file = source.path.parent / spec
+    where = source.at(["data"])
     if not file.is_file():
         raise RoleError(f"{where}: field 'data': data file {file} does not exist")
     try:
@@ -243,26 +338,26 @@ def _load_data(spec: Any, path: Path, root: yaml.Node) -> dict[str, Any]:
     return loaded
 
 
-def _tool(spec: dict[str, Any], index: int, path: Path, root: yaml.Node) -> Tool:
+def _tool(spec: dict[str, Any], index: int, source: _Source) -> Tool:
     parameters = spec.get("parameters", {"type": "object", "properties": {}})
     try:
         jsonschema.Draft202012Validator.check_schema(parameters)
     except jsonschema.SchemaError as exc:
-        line = _line_of(root, ["tools", index, "parameters"])
         raise RoleError(
-            f"{path}:{line}: field 'tools.{index}.parameters' of tool {spec['name']!r} is not "
+            f"{source.at(['tools', index, 'parameters'])}: field 'tools.{index}.parameters' "
+            f"of tool {spec['name']!r} is not "
             f"a valid JSON Schema: {exc.message}"
         ) from None
     if parameters.get("type") != "object":
-        line = _line_of(root, ["tools", index, "parameters"])
         raise RoleError(
-            f"{path}:{line}: field 'tools.{index}.parameters' of tool {spec['name']!r} must "
+            f"{source.at(['tools', index, 'parameters'])}: field 'tools.{index}.parameters' "
+            f"of tool {spec['name']!r} must "
             "have type: object (the arguments of a call are named)"
         )
     function = None
     if spec.get("python"):
-        line = _line_of(root, ["tools", index, "python"])
-        function = _import_handler(spec["python"], path.parent, f"{path}:{line}", index)
+        where = source.at(["tools", index, "python"])
+        function = _import_handler(spec["python"], source.path.parent, where, index)
     return Tool(
         name=spec["name"],
         description=spec["description"].strip(),
@@ -294,14 +389,15 @@ def _import_handler(target: str, folder: Path, where: str, index: int) -> Callab
     return function
 
 
-def _render(template: str, data: dict[str, Any], path: Path | None, line: int | None) -> str:
+def _render(template: str, data: dict[str, Any], source: _Source) -> str:
     """Render instructions with StrictUndefined, so a typo'd variable is an error, not ''."""
-    where = f"{path}:{line}" if line else str(path)
+    where = source.at(["instructions"])
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     try:
         return env.from_string(template).render(**data, data=data).strip()
     except jinja2.TemplateSyntaxError as exc:
-        at = f"{path}:{line + exc.lineno - 1}" if line else where
+        first = _template_start(source)
+        at = f"{source.path}:{first + exc.lineno - 1}" if first else where
         raise RoleError(f"{at}: field 'instructions': template error: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise RoleError(f"{where}: field 'instructions': template error: {exc}") from None

@@ -7,18 +7,20 @@ import concurrent.futures
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from livekit.agents import (
     Agent,
     AgentServer,
     AgentSession,
+    ConversationItemAddedEvent,
     ErrorEvent,
     JobContext,
     JobExecutorType,
 )
-from livekit.agents.llm import RealtimeModel
+from livekit.agents.llm import ChatMessage, RealtimeModel
 
 from ._loop_thread import LoopThread
 from .errors import WorkerError
@@ -39,6 +41,7 @@ class AgentSpec:
     make_model: Callable[[Role], RealtimeModel]
     model_label: str
     on_error: Callable[[str], None]
+    record: Callable[[dict[str, Any]], None]
 
 
 def greeting_instructions(role: Role) -> str:
@@ -86,12 +89,55 @@ def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
             message = describe_error(event.error)
             spec.on_error(f"room {ctx.room.name}: {message}")
             # the voice client shows this attribute, so the user sees why the agent is silent
-            attributes = {"rico_lab.error": message[:500]}
-            task = asyncio.ensure_future(ctx.room.local_participant.set_attributes(attributes))
+            keep(ctx.room.local_participant.set_attributes({"rico_lab.error": message[:500]}))
+
+        def keep(coro: Coroutine[Any, Any, None]) -> None:
+            task = asyncio.ensure_future(coro)
             pending.add(task)
             task.add_done_callback(pending.discard)
 
-        await session.start(agent=Agent(instructions=role.render()), room=ctx.room)
+        agent = Agent(instructions=role.render())
+        # "applied": the version the model has now; "turn": the one the current reply was
+        # asked under (an agent line is recorded when it ends, maybe after another edit)
+        versions = {"applied": role.version, "turn": role.version}
+        loop = asyncio.get_running_loop()
+
+        async def apply(updated: Role) -> None:
+            await agent.update_instructions(updated.render())
+            versions["applied"] = updated.version
+            await ctx.room.local_participant.set_attributes(
+                {"rico_lab.role_version": updated.version}
+            )
+
+        # edits come from the notebook's thread; the session lives on this job's loop
+        unsubscribe = role.on_change(
+            lambda updated: loop.call_soon_threadsafe(keep, apply(updated))
+        )
+
+        async def _unsubscribe(*_: object) -> None:
+            unsubscribe()
+
+        ctx.add_shutdown_callback(_unsubscribe)
+
+        @session.on("conversation_item_added")
+        def _on_item(event: ConversationItemAddedEvent) -> None:
+            item = event.item
+            if isinstance(item, ChatMessage) and item.role in ("user", "assistant"):
+                if item.role == "user":
+                    versions["turn"] = versions["applied"]
+                spec.record(
+                    {
+                        "room": ctx.room.name,
+                        "role": role.name,
+                        "role_version": versions["turn"],
+                        "speaker": "agent" if item.role == "assistant" else "user",
+                        "text": item.text_content or "",
+                        "at": item.created_at,
+                    }
+                )
+
+        await session.start(agent=agent, room=ctx.room)
+        await ctx.room.local_participant.set_attributes({"rico_lab.role_version": role.version})
         session.generate_reply(instructions=greeting_instructions(role))
 
     return entrypoint

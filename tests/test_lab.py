@@ -31,10 +31,11 @@ def user_speech():
 
 
 @pytest.fixture
-def participant(lab):
+def participant_in():
+    """Join a conversation of a given lab as a real participant; left at the test's end."""
     people = []
 
-    def join(role="demo"):
+    def join(lab, role="demo"):
         person = VoiceParticipant(lab.join(role))
         person.connect()
         people.append(person)
@@ -43,6 +44,11 @@ def participant(lab):
     yield join
     for person in people:
         person.close()
+
+
+@pytest.fixture
+def participant(lab, participant_in):
+    return lambda role="demo": participant_in(lab, role)
 
 
 def test_agent_greets_then_answers_a_spoken_turn(lab, participant, user_speech):
@@ -79,6 +85,43 @@ def test_typed_turn_and_a_model_failure_reach_the_client(lab, participant):
         "the model is down (scripted_failure)"
     )
     assert lab.errors[errors_before].startswith(f"room {p.info.room}: OpenAI Realtime")
+
+
+def test_a_role_edit_reaches_the_live_conversation_on_its_next_turn(tmp_path, participant_in):
+    (tmp_path / "tutor.yaml").write_text(
+        "instructions: You teach French.\ngreeting: Bonjour, I teach French.\n"
+    )
+    with rico_lab.Lab(roles_dir=tmp_path) as lab:
+        p = participant_in(lab, "tutor")
+        p.wait_for("the greeting", p.greeted)
+        p.type("first")
+        p.wait_for("reply 1", lambda: "Turn 1: you wrote: first" in p.agent_lines())
+        role = lab.role("tutor")
+        before = role.version
+        with pytest.raises(rico_lab.RoleError, match="'nope' is undefined"):
+            role.instructions = "You teach {{ nope }}."
+        role.instructions = "You teach Italian now."
+        assert role.version != before
+        p.wait_for(
+            "the session.update",
+            lambda: any(
+                u.instructions == "You teach Italian now." for u in lab.realtime_server.updates
+            ),
+        )
+        p.wait_for(
+            "the version attribute",
+            lambda: p.agent_attributes.get("rico_lab.role_version") == role.version,
+        )
+        p.type("second")
+        p.wait_for("reply 2", lambda: "Turn 2: you wrote: second" in p.agent_lines())
+        p.wait_for(
+            "its record", lambda: any(t["text"] == "Turn 2: you wrote: second" for t in lab.turns)
+        )
+        versions = {t["text"]: t["role_version"] for t in lab.turns if t["room"] == p.info.room}
+        assert versions["first"] == before and versions["second"] == role.version
+        assert versions["Turn 1: you wrote: first"] == before
+        assert versions["Turn 2: you wrote: second"] == role.version
+        assert "You teach {{ nope }}." not in [u.instructions for u in lab.realtime_server.updates]
 
 
 def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):

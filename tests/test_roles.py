@@ -122,3 +122,48 @@ def test_bad_role_names_file_line_and_field(tmp_path, text, line, message):
     with pytest.raises(RoleError, match=message) as info:
         load_role("bad", tmp_path)
     assert str(info.value).startswith(f"{path}:{line}: "), str(info.value)
+
+
+def test_round_trip_load_edit_save_load(tmp_path):
+    write(
+        tmp_path,
+        "r",
+        """
+        name: r
+        description: round trip
+        model: {voice: cedar}
+        instructions: |
+          Line one.
+          Line two.
+        greeting: Hello.
+        tools:
+          - name: show
+            description: Show text.
+            parameters: {type: object, properties: {text: {type: string}}}
+            ui: show
+        """,
+    )
+    role = load_role("r", tmp_path)
+    role.instructions = "New line one.\nNew line two."
+    saved = role.save()
+    text = saved.read_text()
+    assert "instructions: |\n  New line one.\n  New line two.\n" in text
+    assert text.index("description") < text.index("model") < text.index("instructions")
+    again = load_role("r", tmp_path)
+    assert again.to_dict() == role.to_dict() and again.version == role.version
+
+
+def test_an_invalid_edit_raises_and_keeps_the_last_good_role(tmp_path):
+    write(tmp_path, "r", "instructions: Sell {{ item }}\ndata: {item: soup}\n")
+    role = load_role("r", tmp_path)
+    seen = []
+    role.on_change(lambda r: seen.append(r.version))
+    good = role.version
+    with pytest.raises(RoleError, match=r"r.yaml \(edited in Python\).*'nothing' is undefined"):
+        role.instructions = "Sell {{ nothing }}"
+    with pytest.raises(RoleError, match=r"field 'model.voice'"):
+        role.model = {"voice": 7}
+    assert role.instructions == "Sell {{ item }}" and role.version == good and seen == []
+    role.instructions = "Sell {{ item }} and bread"
+    assert role.render() == "Sell soup and bread"
+    assert seen == [role.version] and role.version != good
