@@ -1,5 +1,6 @@
 """rico_lab: prototype and evaluate real-time voice agents in a Jupyter notebook."""
 
+from ._magic import load_ipython_extension
 from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerError
 from .lab import JoinInfo, Lab
 from .local_script import LocalScript
@@ -17,5 +18,6 @@ __all__ = [
     "Role",
     "RoleError",
     "WorkerError",
+    "load_ipython_extension",
     "load_role",
 ]

@@ -91,6 +91,8 @@ class Lab:
             self.close()
             raise
         _open_labs.add(self)
+        global _current
+        _current = weakref.ref(self)
 
     def _start(self, port: int, script: LocalScript | None, timeout: float) -> None:
         if os.environ.get("LIVEKIT_URL"):
@@ -262,6 +264,13 @@ def _check_openai_key(base_url: str, key: str) -> None:
 
 
 _open_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
+_current: weakref.ref[Lab] | None = None
+
+
+def current_lab() -> Lab | None:
+    """The lab started last, if it is still open (what ``%%role`` edits)."""
+    lab = _current() if _current is not None else None
+    return lab if lab is not None and not lab._closed else None
 
 
 @atexit.register

@@ -138,6 +138,7 @@ class Role:
         target.write_text(yaml.dump(self.to_dict(), Dumper=_BlockDumper, sort_keys=False))
         return target
 
+
 def _tool_dict(tool: Tool | dict[str, Any]) -> dict[str, Any]:
     if isinstance(tool, dict):
         return tool

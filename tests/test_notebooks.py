@@ -50,6 +50,8 @@ def run(client, code, timeout=60.0):
     def on_output(msg):
         if msg["msg_type"] == "stream":
             printed.append(msg["content"]["text"])
+        elif msg["msg_type"] == "execute_result":
+            printed.append(msg["content"]["data"]["text/plain"])
         elif msg["msg_type"] == "error":
             printed.append("\n".join(msg["content"]["traceback"]))
 
@@ -117,3 +119,20 @@ def _has_reply(client, msg_id, timeout):
         if msg["parent_header"].get("msg_id") == msg_id:
             return True
     return False
+
+
+def test_role_cell_magic_edits_the_running_labs_role(kernel):
+    _, client = kernel
+    run(client, "%load_ext rico_lab")
+    with pytest.raises(AssertionError, match=r"start one with rico_lab\.Lab"):
+        run(client, "%%role demo\nYou are a pirate.")
+    run(client, "import rico_lab\nlab = rico_lab.Lab()\nbefore = lab.role('demo').version")
+    out = run(client, "%%role demo\nYou are a pirate. Say arr.\n")
+    version = run(client, "print(lab.role('demo').version)").strip()
+    assert out == f"'role demo: version {version}'"
+    with pytest.raises(AssertionError, match=r"demo.yaml \(edited in Python\).*template error"):
+        run(client, "%%role demo\nYou are {% broken\n")
+    kept = run(client, "print(repr(lab.role('demo').instructions), lab.role('demo').version)")
+    assert kept.strip() == f"'You are a pirate. Say arr.' {version}"
+    assert run(client, "print(before != lab.role('demo').version)").strip() == "True"
+    run(client, "lab.close()")
