@@ -5,7 +5,7 @@ from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerE
 from .lab import JoinInfo, Lab
 from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
-from .roles import Role, load_role
+from .roles import Role, load_role, roles
 
 __all__ = [
     "JoinInfo",
@@ -20,4 +20,5 @@ __all__ = [
     "WorkerError",
     "load_ipython_extension",
     "load_role",
+    "roles",
 ]

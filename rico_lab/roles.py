@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import importlib
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 import jinja2
 import jsonschema
+import pandas as pd
 import yaml
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
@@ -130,6 +132,27 @@ class Role:
         """The instructions with the role's data filled in: the prompt the model gets."""
         return _render(self.instructions, self.data, _Source(self.path or Path(self.name)))
 
+    def _repr_html_(self) -> str:
+        """How a role shows in a notebook: its settings, prompt and tools at a glance."""
+        rows = [
+            ("version", self.version),
+            ("description", self.description),
+            ("voice", self.voice),
+            ("greeting", self.greeting),
+            ("tools", ", ".join(t.name for t in self.tools) or "none"),
+            ("file", str(self.path or "")),
+        ]
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in rows
+        )
+        prompt = html.escape(self.render())
+        return (
+            f"<div><b>role {html.escape(self.name)}</b><table>{cells}</table>"
+            f"<pre style='white-space:pre-wrap'>{prompt}</pre></div>"
+        )
+
     def save(self, path: str | Path | None = None) -> Path:
         """Write the role as YAML (multi-line text as readable ``|`` blocks); returns the file."""
         target = Path(path) if path is not None else self.path
@@ -185,12 +208,45 @@ def role_file(name: str, roles_dir: Path | None = None) -> Path:
     for path in (folder / f"{name}.yaml", folder / name / "role.yaml"):
         if path.is_file():
             return path
-    files = {p.stem for p in folder.glob("*.yaml")}
-    known = sorted(files | {p.parent.name for p in folder.glob("*/role.yaml")})
+    known = _role_names(folder)
     raise RoleError(
         f"unknown role {name!r}: no file {folder / name}.yaml or {folder / name}/role.yaml "
         f"(roles in {folder}: {', '.join(known) or 'none'})"
     )
+
+
+def _role_names(folder: Path) -> list[str]:
+    files = {p.stem for p in folder.glob("*.yaml")}
+    return sorted(files | {p.parent.name for p in folder.glob("*/role.yaml")})
+
+
+def roles(roles_dir: Path | None = None) -> pd.DataFrame:
+    """Every role in ``roles_dir``: name, description, voice, tools, file and version.
+
+    A role that does not load is listed with its error, so one broken file does not hide
+    the others.
+    """
+    folder = Path(roles_dir) if roles_dir is not None else default_roles_dir()
+    rows = []
+    for name in _role_names(folder):
+        try:
+            role = load_role(name, folder)
+        except RoleError as exc:
+            rows.append({"name": name, "error": str(exc)})
+            continue
+        rows.append(
+            {
+                "name": role.name,
+                "description": role.description,
+                "voice": role.voice,
+                "tools": [t.name for t in role.tools],
+                "file": str(role.path),
+                "version": role.version,
+                "error": "",
+            }
+        )
+    columns = ["name", "description", "voice", "tools", "file", "version", "error"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def load_role(name: str, roles_dir: Path | None = None) -> Role:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from rico_lab.errors import RoleError
-from rico_lab.roles import load_role
+from rico_lab.roles import load_role, roles
 
 pytestmark = pytest.mark.unit
 
@@ -167,3 +167,23 @@ def test_an_invalid_edit_raises_and_keeps_the_last_good_role(tmp_path):
     role.instructions = "Sell {{ item }} and bread"
     assert role.render() == "Sell soup and bread"
     assert seen == [role.version] and role.version != good
+
+
+def test_roles_lists_every_role_and_the_broken_ones_with_their_error(tmp_path):
+    write(tmp_path, "a", "description: first\ninstructions: hi\nmodel: {voice: cedar}\n")
+    write(tmp_path, "b", "instructions: [\n")
+    (tmp_path / "c").mkdir()
+    write(tmp_path / "c", "role", "instructions: hi\ntools:\n  - {name: t, description: d, ui: x}\n")
+    table = roles(tmp_path)
+    assert list(table["name"]) == ["a", "b", "c"]
+    a, b, c = (row for _, row in table.iterrows())
+    assert (a["description"], a["voice"], a["error"]) == ("first", "cedar", "")
+    assert len(a["version"]) == 8 and a["file"].endswith("a.yaml")
+    assert "not valid YAML" in b["error"]
+    assert c["tools"] == ["t"]
+
+
+def test_role_shows_as_html_with_its_rendered_prompt(tmp_path):
+    write(tmp_path, "h", "instructions: Sell <b>{{ item }}</b>\ndata: {item: soup}\n")
+    page = load_role("h", tmp_path)._repr_html_()
+    assert "Sell &lt;b&gt;soup&lt;/b&gt;" in page and "role h" in page
