@@ -27,7 +27,7 @@ from .livekit_server import LiveKitServer
 from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
 from .roles import Role, default_roles_dir, load_role
-from .worker import AGENT_NAME, AgentSpec, Worker
+from .worker import AGENT_NAME, AgentSpec, Conversation, Worker
 
 if TYPE_CHECKING:
     from .voice_client import VoiceClient
@@ -79,6 +79,7 @@ class Lab:
         #: every user and agent turn of every conversation, with the role version it ran under
         self.turns: list[dict[str, Any]] = []
         self._roles: dict[str, Role] = {}
+        self._conversations: dict[str, Conversation] = {}
         self.url = self.model = ""
         self.livekit_server: LiveKitServer | None = None
         self.realtime_server: LocalRealtimeServer | None = None
@@ -131,6 +132,8 @@ class Lab:
             model_label=self.model,
             on_error=self._on_error,
             record=self.turns.append,
+            register=lambda c: self._conversations.__setitem__(c.room, c),
+            forget=lambda c: self._conversations.pop(c.room, None),
         )
         self._worker = Worker(
             url=self.url, api_key=self.api_key, api_secret=self._api_secret, spec=spec
@@ -140,6 +143,20 @@ class Lab:
     def _on_error(self, message: str) -> None:
         logger.error("agent error: %s", message)
         self.errors.append(message)
+
+    def switch_role(self, room: str, role: str) -> None:
+        """Continue the live conversation in ``room`` as ``role``, without reconnecting.
+
+        Raises:
+            RoleError: unknown or invalid role (the conversation keeps its role).
+            LabError: no live conversation in that room.
+        """
+        new = self.role(role)
+        if room not in self._conversations:
+            raise LabError(
+                f"no live conversation in room {room!r} (rooms: {list(self._conversations)})"
+            )
+        self._conversations[room].switch(new)
 
     def role(self, name: str) -> Role:
         """This lab's live copy of role ``name``, loaded from its roles folder on first use.

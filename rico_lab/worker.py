@@ -42,6 +42,8 @@ class AgentSpec:
     model_label: str
     on_error: Callable[[str], None]
     record: Callable[[dict[str, Any]], None]
+    register: Callable[[Conversation], None]
+    forget: Callable[[Conversation], None]
 
 
 def greeting_instructions(role: Role) -> str:
@@ -73,72 +75,108 @@ def describe_error(error: object) -> str:
     return text
 
 
+class Conversation:
+    """One live conversation, seen from the agent's side: its room, session and role.
+
+    It lives on its job's event loop; :meth:`switch` and role edits arrive from the
+    notebook's thread and are handed over to that loop.
+    """
+
+    def __init__(self, ctx: JobContext, spec: AgentSpec, role: Role) -> None:
+        self.room = ctx.room.name
+        self.role = role
+        self._ctx = ctx
+        self._spec = spec
+        self._loop = asyncio.get_running_loop()
+        self._pending: set[asyncio.Future[None]] = set()
+        self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
+        # "applied": the version the model has now; "turn": the one the current reply was
+        # asked under (an agent line is recorded when it ends, maybe after another edit)
+        self._applied = self._turn = role.version
+        self.session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
+        self.session.on("error", self._on_error)
+        self.session.on("conversation_item_added", self._on_item)
+
+    async def start(self) -> None:
+        """Join the room, greet, and advertise role and model to the client."""
+        await self.session.start(agent=Agent(instructions=self.role.render()), room=self._ctx.room)
+        await self._advertise()
+        self.session.generate_reply(instructions=greeting_instructions(self.role))
+
+    def switch(self, role: Role) -> None:
+        """Continue this conversation as ``role`` (thread-safe)."""
+        self._from_any_thread(self._switch)(role)
+
+    async def close(self, *_: object) -> None:
+        """The conversation ended: stop following role edits, leave the lab's list."""
+        self._unsubscribe()
+        self._spec.forget(self)
+
+    def _from_any_thread(
+        self, action: Callable[[Role], Coroutine[Any, Any, None]]
+    ) -> Callable[[Role], None]:
+        return lambda role: self._loop.call_soon_threadsafe(self._keep, action(role))
+
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _apply(self, role: Role) -> None:
+        await self.session.current_agent.update_instructions(role.render())
+        self._applied = role.version
+        await self._advertise()
+
+    async def _switch(self, role: Role) -> None:
+        self._unsubscribe()
+        self.role, self._applied = role, role.version
+        self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
+        self.session.update_agent(Agent(instructions=role.render()))
+        await self._advertise()
+
+    async def _advertise(self) -> None:
+        await self._ctx.room.local_participant.set_attributes(
+            {
+                "rico_lab.role": self.role.name,
+                "rico_lab.role_version": self._applied,
+                "rico_lab.model": self._spec.model_label,
+            }
+        )
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        message = describe_error(event.error)
+        self._spec.on_error(f"room {self.room}: {message}")
+        # the voice client shows this attribute, so the user sees why the agent is silent
+        attributes = {"rico_lab.error": message[:500]}
+        self._keep(self._ctx.room.local_participant.set_attributes(attributes))
+
+    def _on_item(self, event: ConversationItemAddedEvent) -> None:
+        item = event.item
+        if not (isinstance(item, ChatMessage) and item.role in ("user", "assistant")):
+            return
+        if item.role == "user":
+            self._turn = self._applied
+        self._spec.record(
+            {
+                "room": self.room,
+                "role": self.role.name,
+                "role_version": self._turn,
+                "speaker": "agent" if item.role == "assistant" else "user",
+                "text": item.text_content or "",
+                "at": item.created_at,
+            }
+        )
+
+
 def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
     async def entrypoint(ctx: JobContext) -> None:
         meta = json.loads(ctx.job.metadata or "{}")
         role = spec.load_role(meta.get("role", ""))
         await ctx.connect()
-        await ctx.room.local_participant.set_attributes(
-            {"rico_lab.role": role.name, "rico_lab.model": spec.model_label}
-        )
-        session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
-        pending: set[asyncio.Future[None]] = set()
-
-        @session.on("error")
-        def _on_error(event: ErrorEvent) -> None:
-            message = describe_error(event.error)
-            spec.on_error(f"room {ctx.room.name}: {message}")
-            # the voice client shows this attribute, so the user sees why the agent is silent
-            keep(ctx.room.local_participant.set_attributes({"rico_lab.error": message[:500]}))
-
-        def keep(coro: Coroutine[Any, Any, None]) -> None:
-            task = asyncio.ensure_future(coro)
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-
-        agent = Agent(instructions=role.render())
-        # "applied": the version the model has now; "turn": the one the current reply was
-        # asked under (an agent line is recorded when it ends, maybe after another edit)
-        versions = {"applied": role.version, "turn": role.version}
-        loop = asyncio.get_running_loop()
-
-        async def apply(updated: Role) -> None:
-            await agent.update_instructions(updated.render())
-            versions["applied"] = updated.version
-            await ctx.room.local_participant.set_attributes(
-                {"rico_lab.role_version": updated.version}
-            )
-
-        # edits come from the notebook's thread; the session lives on this job's loop
-        unsubscribe = role.on_change(
-            lambda updated: loop.call_soon_threadsafe(keep, apply(updated))
-        )
-
-        async def _unsubscribe(*_: object) -> None:
-            unsubscribe()
-
-        ctx.add_shutdown_callback(_unsubscribe)
-
-        @session.on("conversation_item_added")
-        def _on_item(event: ConversationItemAddedEvent) -> None:
-            item = event.item
-            if isinstance(item, ChatMessage) and item.role in ("user", "assistant"):
-                if item.role == "user":
-                    versions["turn"] = versions["applied"]
-                spec.record(
-                    {
-                        "room": ctx.room.name,
-                        "role": role.name,
-                        "role_version": versions["turn"],
-                        "speaker": "agent" if item.role == "assistant" else "user",
-                        "text": item.text_content or "",
-                        "at": item.created_at,
-                    }
-                )
-
-        await session.start(agent=agent, room=ctx.room)
-        await ctx.room.local_participant.set_attributes({"rico_lab.role_version": role.version})
-        session.generate_reply(instructions=greeting_instructions(role))
+        conversation = Conversation(ctx, spec, role)
+        ctx.add_shutdown_callback(conversation.close)
+        spec.register(conversation)
+        await conversation.start()
 
     return entrypoint
 
