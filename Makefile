@@ -12,17 +12,27 @@ LIVEKIT_SERVER_VERSION := $(shell sed -n 's/^LIVEKIT_SERVER_VERSION = "\(.*\)"/\
 LIVEKIT_SERVER := $(TOOLS)/bin/livekit-server
 LIVEKIT_STAMP := $(TOOLS)/.livekit-server-$(LIVEKIT_SERVER_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 # A livekit-server of the user's own (on PATH, or LIVEKIT_URL) makes the local build unnecessary.
 NEED_LIVEKIT := $(if $(or $(LIVEKIT_URL),$(shell command -v livekit-server)),,$(LIVEKIT_STAMP))
 
-.PHONY: help setup lab test check fix clean
+.PHONY: help setup widgets lab test check fix clean
 
 help:
 	@echo "make lab    install what is missing, then open JupyterLab on notebooks/"
 	@echo "make test   install what is missing, then run every test"
 	@echo "make check  lint and format check;  make fix  apply them"
+	@echo "make widgets  rebuild the voice client bundle (cd widgets && npm run dev to watch)"
 
-setup: $(VENV)/.installed $(NEED_LIVEKIT) $(TOOLS)/.system-packages
+# Debian packages: espeak-ng speaks for the local model, Chromium runs the browser tests
+SYSTEM_PACKAGES := espeak-ng chromium
+SYSTEM_STAMP := $(TOOLS)/.debian-$(subst $(eval) ,-,$(SYSTEM_PACKAGES))
+BUNDLE := rico_lab/static/voice_client.js
+WIDGET_SOURCES := $(wildcard widgets/src/*.ts)
+
+setup: $(VENV)/.installed $(NEED_LIVEKIT) $(SYSTEM_STAMP) $(BUNDLE)
+
+widgets: $(BUNDLE)
 
 $(VENV)/.installed: pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
@@ -37,12 +47,20 @@ $(LIVEKIT_STAMP):
 	mv $(TOOLS)/go-bin/server $(LIVEKIT_SERVER)
 	touch $@
 
-$(TOOLS)/.system-packages:
-	command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; }
+$(SYSTEM_STAMP):
+	missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
 	mkdir -p $(TOOLS) && touch $@
 
+widgets/node_modules/.installed: widgets/package.json widgets/package-lock.json
+	cd widgets && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(BUNDLE): widgets/node_modules/.installed $(WIDGET_SOURCES)
+	cd widgets && npm run --silent build
+
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) notebooks/
 
 test: check
 	$(PY) -m pytest
@@ -56,4 +74,4 @@ fix: setup
 	$(VENV)/bin/ruff format rico_lab tests
 
 clean:
-	rm -rf $(VENV) $(TOOLS)
+	rm -rf $(VENV) $(TOOLS) widgets/node_modules rico_lab/static

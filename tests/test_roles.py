@@ -173,7 +173,9 @@ def test_roles_lists_every_role_and_the_broken_ones_with_their_error(tmp_path):
     write(tmp_path, "a", "description: first\ninstructions: hi\nmodel: {voice: cedar}\n")
     write(tmp_path, "b", "instructions: [\n")
     (tmp_path / "c").mkdir()
-    write(tmp_path / "c", "role", "instructions: hi\ntools:\n  - {name: t, description: d, ui: x}\n")
+    write(
+        tmp_path / "c", "role", "instructions: hi\ntools:\n  - {name: t, description: d, ui: x}\n"
+    )
     table = roles(tmp_path)
     assert list(table["name"]) == ["a", "b", "c"]
     a, b, c = (row for _, row in table.iterrows())

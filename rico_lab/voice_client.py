@@ -1,0 +1,77 @@
+"""The voice client widget: an anywidget that joins a lab conversation from the notebook page.
+
+Audio, transcript and text travel browser ↔ LiveKit over WebRTC, never through the kernel's
+comm channel, so they keep flowing while a cell runs. The widget state mirrors
+``widgets/src/model.ts`` key for key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from .errors import LabError
+from .lab import JoinInfo
+
+BUNDLE = Path(__file__).resolve().parent / "static" / "voice_client.js"
+if not BUNDLE.is_file():
+    raise LabError(
+        f"the voice client bundle {BUNDLE} is missing: build it with `make widgets` "
+        "(npm ci and esbuild in widgets/)"
+    )
+
+
+class VoiceClient(anywidget.AnyWidget):
+    """Mic, agent audio, agent state, live transcript and a text box for one conversation.
+
+    Made by :meth:`rico_lab.Lab.talk`; it carries the room-scoped token of one join, never
+    the LiveKit API secret.
+    """
+
+    _esm = BUNDLE
+
+    # Python -> browser
+    url = traitlets.Unicode("").tag(sync=True)
+    token = traitlets.Unicode("").tag(sync=True)
+    room = traitlets.Unicode("").tag(sync=True)
+    identity = traitlets.Unicode("").tag(sync=True)
+    role = traitlets.Unicode("").tag(sync=True)
+    model_label = traitlets.Unicode("").tag(sync=True)
+    auto_connect = traitlets.Bool(True).tag(sync=True)
+    agent_timeout_s = traitlets.Float(15.0).tag(sync=True)
+
+    # browser -> Python (read-only here: the page owns them)
+    status = traitlets.Unicode("idle").tag(sync=True)
+    agent_state = traitlets.Unicode("").tag(sync=True)
+    mic = traitlets.Unicode("off").tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    transcript = traitlets.List(traitlets.Dict()).tag(sync=True)
+
+    def __init__(self, info: JoinInfo, *, model_label: str, **kwargs: Any) -> None:
+        super().__init__(
+            url=info.url,
+            token=info.token,
+            room=info.room,
+            identity=info.identity,
+            role=info.role,
+            model_label=model_label,
+            **kwargs,
+        )
+
+    def connect(self) -> None:
+        """Connect (the page does it on render unless ``auto_connect=False``)."""
+        self.send({"type": "connect"})
+
+    def disconnect(self) -> None:
+        """Leave the room; the agent's session for it ends."""
+        self.send({"type": "disconnect"})
+
+    def say(self, text: str) -> None:
+        """Send ``text`` to the agent as a typed user turn, as the text box does."""
+        self.send({"type": "send_text", "text": text})
+
+    def __repr__(self) -> str:
+        return f"<rico_lab.VoiceClient room={self.room} role={self.role} status={self.status}>"

@@ -1,0 +1,128 @@
+"""Real JupyterLab driven in Debian's Chromium, with a fake microphone, for browser tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+# Chromium flags: headless as root, no calls home (this machine's network is closed), a fake
+# microphone that plays `wav` in a loop, and audio allowed to play without a click.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def fake_microphone(wav: Path) -> list[str]:
+    """Flags that make getUserMedia grant a microphone that plays ``wav``."""
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def jupyterlab(root: Path, env: dict[str, str]) -> Iterator[str]:
+    """Start JupyterLab on ``root``; yields its base URL with the token as query."""
+    port, token = _free_port(), secrets.token_hex(16)
+    settings = root / ".lab-settings"
+    # save widget state into the notebook, so the test can check what a saved file holds
+    plugin = settings / "@jupyter-widgets" / "jupyterlab-manager"
+    plugin.mkdir(parents=True)
+    (plugin / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    # no "get notified of news?" toast over the page (and no calls home)
+    notes = settings / "@jupyterlab" / "apputils-extension"
+    notes.mkdir(parents=True)
+    (notes / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+        "--ServerApp.ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root / '.ws'}",
+    ]  # fmt: skip
+    log = (root / "jupyterlab.log").open("wb")
+    server = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((root / "jupyterlab.log").read_text()[-3000:]) from None
+                time.sleep(0.2)
+        yield f"{base}/lab/tree/{{path}}?token={token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@contextmanager
+def chromium(extra_args: list[str]) -> Iterator[Page]:
+    """A headless Chromium page (Debian's binary, never a downloaded browser)."""
+    if not shutil.which(CHROMIUM):
+        raise RuntimeError("Debian's chromium is needed: apt-get install chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + extra_args
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            yield page
+        finally:
+            browser.close()
+
+
+def open_notebook(page: Page, url: str) -> None:
+    """Load a notebook in JupyterLab and wait until its kernel is idle."""
+    page.goto(url)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            const k = w && w.sessionContext && w.sessionContext.session
+                && w.sessionContext.session.kernel;
+            return k && k.status === 'idle';
+        }""",
+        timeout=60_000,
+    )
+
+
+def run_command(page: Page, command: str, args: dict[str, object] | None = None) -> None:
+    """Execute a JupyterLab command, as a menu item or shortcut would."""
+    page.evaluate("([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}])

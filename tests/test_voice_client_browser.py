@@ -1,0 +1,164 @@
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jupyterlab_browser import chromium, fake_microphone, jupyterlab, open_notebook, run_command
+from playwright.sync_api import Page, expect
+
+from rico_lab.livekit_server import LiveKitServer
+from rico_lab.speech import synthesize, write_wav
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "tests" / ".artifacts"
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def user_wav(tmp_path_factory):
+    """What the fake microphone plays, in a loop: quiet while the agent greets, then a
+    sentence, then quiet long enough for the turn to end."""
+    sentence = synthesize("Hello there. What can you do for me today?", sample_rate=RATE)
+    quiet = np.zeros(RATE * 8, np.int16)
+    path = tmp_path_factory.mktemp("mic") / "user.wav"
+    write_wav(path, np.concatenate([quiet, sentence, quiet[: RATE * 6]]), RATE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def livekit():
+    """The lab in the kernel uses this server (via LIVEKIT_*), so the test knows the secret
+    it must never find in the page or the saved notebook."""
+    server = LiveKitServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_page(tmp_path_factory, user_wav, livekit):
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copy(REPO / "notebooks" / "01_talk.ipynb", root)
+    env = {
+        "LIVEKIT_URL": livekit.url,
+        "LIVEKIT_API_KEY": livekit.api_key,
+        "LIVEKIT_API_SECRET": livekit.api_secret,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    with jupyterlab(root, env) as url, chromium(fake_microphone(user_wav)) as page:
+        open_notebook(page, url.format(path="01_talk.ipynb"))
+        run_command(page, "notebook:run-all-cells")
+        yield root, page
+
+
+def client(page: Page):
+    return page.locator(".rico-voice-client")
+
+
+def agent_audio_ms(page: Page) -> float:
+    return float(client(page).get_attribute("data-agent-audio-ms") or 0)
+
+
+def test_connects_and_plays_the_greeting(lab_page):
+    _, page = lab_page
+    expect(client(page)).to_have_attribute("data-status", "connected", timeout=60_000)
+    expect(client(page).locator(".rico-model-badge")).to_contain_text("LOCAL")
+    greeting = client(page).locator(".rico-line.rico-agent").first
+    expect(greeting).to_contain_text("Local model here.", timeout=30_000)
+    page.wait_for_function(
+        "() => +document.querySelector('.rico-voice-client').dataset.agentAudioMs > 1500",
+        timeout=30_000,
+    )
+    assert float(client(page).get_attribute("data-agent-audio-peak")) > 0.02
+
+
+def test_a_cell_run_while_the_agent_talks_completes(lab_page):
+    _, page = lab_page
+    expect(
+        page.locator(".jp-OutputArea-output", has_text="ran while the agent kept talking")
+    ).to_be_visible(timeout=60_000)
+
+
+def test_spoken_turn_shows_user_line_and_agent_reply(lab_page):
+    _, page = lab_page
+    expect(client(page)).to_have_attribute("data-mic", "on")
+    expect(client(page).locator(".rico-line.rico-user").first).to_contain_text(
+        "speech", timeout=60_000
+    )
+    reply = client(page).locator(".rico-line.rico-agent", has_text=re.compile(r"Turn 1: I heard"))
+    expect(reply).to_be_visible(timeout=30_000)
+
+
+def test_typed_message_gets_a_reply(lab_page):
+    _, page = lab_page
+    # typing while the agent speaks would interrupt it; wait for its turn to end
+    expect(client(page)).to_have_attribute("data-agent-state", "listening", timeout=30_000)
+    box = client(page).locator(".rico-text-input")
+    box.fill("What is two plus two?")
+    box.press("Enter")
+    expect(
+        client(page).locator(".rico-line.rico-user", has_text="What is two plus two?")
+    ).to_be_visible()
+    reply = client(page).locator(
+        ".rico-line.rico-agent", has_text="you wrote: What is two plus two?"
+    )
+    expect(reply).to_be_visible(timeout=30_000)
+
+
+def contrast(page: Page, selector: str) -> float:
+    """WCAG contrast ratio of an element's text against the background behind it."""
+    return page.evaluate(
+        """(sel) => {
+        const el = document.querySelector(sel);
+        const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
+        let bg = null;
+        for (let n = el; n && !bg; n = n.parentElement) {
+            const c = rgb(getComputedStyle(n).backgroundColor);
+            if (c.length < 4 || c[3] > 0) bg = c;
+        }
+        const lum = ([r, g, b]) => {
+            const f = (v) => {
+                v /= 255;
+                return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+            };
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg);
+        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_readable_in_light_and_dark_themes(lab_page, theme):
+    _, page = lab_page
+    expect(client(page).locator(".rico-line.rico-agent").first).to_be_visible(timeout=60_000)
+    run_command(page, "apputils:change-theme", {"theme": theme})
+    page.wait_for_function(
+        "(t) => document.body.dataset.jpThemeName === t", arg=theme, timeout=30_000
+    )
+    page.wait_for_timeout(500)
+    for selector in (".rico-line.rico-agent", ".rico-state", ".rico-text-input"):
+        assert contrast(page, f".rico-voice-client {selector}") >= 4.5, (theme, selector)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = "voice_client_" + theme.split()[-1].lower() + ".png"
+    client(page).screenshot(path=ARTIFACTS / name)
+
+
+def test_no_secret_in_page_widget_state_or_saved_notebook(lab_page, livekit):
+    root, page = lab_page
+    expect(client(page)).to_have_attribute("data-status", "connected", timeout=60_000)
+    assert livekit.api_secret not in page.content()
+    run_command(page, "docmanager:save")
+    page.wait_for_function(
+        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+    )
+    saved = (root / "01_talk.ipynb").read_text()
+    assert "application/vnd.jupyter.widget-state+json" in saved  # widget state was saved
+    assert livekit.api_secret not in saved
