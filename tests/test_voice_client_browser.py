@@ -4,6 +4,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 from jupyterlab_browser import chromium, fake_microphone, jupyterlab, open_notebook, run_command
@@ -162,3 +163,71 @@ def test_no_secret_in_page_widget_state_or_saved_notebook(lab_page, livekit):
     saved = (root / "01_talk.ipynb").read_text()
     assert "application/vnd.jupyter.widget-state+json" in saved  # widget state was saved
     assert livekit.api_secret not in saved
+
+
+ERROR_CELLS = [
+    "import rico_lab\nfrom livekit import api\n"
+    "from rico_lab.lab import JoinInfo\nfrom rico_lab.voice_client import VoiceClient\n"
+    "lab = rico_lab.Lab()",
+    'lab.talk("demo")',
+    'nowhere = JoinInfo("ws://127.0.0.1:9", "token", "r", "nobody", "demo")\n'
+    'VoiceClient(nowhere, model_label="local")',
+    "token = (api.AccessToken(lab.api_key, lab._api_secret).with_identity('lonely')\n"
+    "    .with_grants(api.VideoGrants(room_join=True, room='no-agent-here')).to_jwt())\n"
+    "VoiceClient(JoinInfo(lab.url, token, 'no-agent-here', 'lonely', 'demo'),\n"
+    "            model_label='local', agent_timeout_s=2)",
+]
+
+
+@pytest.fixture(scope="module")
+def error_page(tmp_path_factory):
+    """Three clients on one page, none of which can go right: a browser that refuses the
+    microphone, a server that is not there, a room no agent is sent to."""
+    root = tmp_path_factory.mktemp("errors")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in ERROR_CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, root / "errors.ipynb")
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with jupyterlab(root, env) as url, chromium([]) as page:
+        open_notebook(page, url.format(path="errors.ipynb"))
+        run_command(page, "notebook:run-all-cells")
+        expect(page.locator(".rico-voice-client")).to_have_count(3, timeout=60_000)
+        yield page
+
+
+def test_denied_microphone_leaves_typing_working(error_page):
+    talk = error_page.locator(".rico-voice-client").nth(0)
+    expect(talk).to_have_attribute("data-status", "connected", timeout=60_000)
+    expect(talk).to_have_attribute("data-mic", re.compile("denied|unavailable"), timeout=30_000)
+    expect(talk.locator(".rico-error")).to_contain_text("you can still type")
+    expect(talk.locator(".rico-line.rico-agent").first).to_contain_text(
+        "Local model here", timeout=30_000
+    )
+    talk.locator(".rico-text-input").fill("typed without a mic")
+    talk.locator(".rico-send").click()
+    expect(
+        talk.locator(".rico-line.rico-agent", has_text="you wrote: typed without a mic")
+    ).to_be_visible(timeout=30_000)
+
+
+def test_model_error_is_shown(error_page):
+    talk = error_page.locator(".rico-voice-client").nth(0)
+    expect(talk).to_have_attribute("data-agent-state", "listening", timeout=30_000)
+    talk.locator(".rico-text-input").fill("/fail the model is down")
+    talk.locator(".rico-text-input").press("Enter")
+    expect(talk.locator(".rico-error")).to_contain_text("Model error:", timeout=30_000)
+    expect(talk.locator(".rico-error")).to_contain_text("the model is down")
+
+
+def test_unreachable_server_is_named(error_page):
+    dead = error_page.locator(".rico-voice-client").nth(1)
+    expect(dead).to_have_attribute("data-status", "error", timeout=60_000)
+    expect(dead.locator(".rico-error")).to_contain_text(
+        "Cannot reach the LiveKit server at ws://127.0.0.1:9"
+    )
+
+
+def test_absent_agent_is_reported_after_the_timeout(error_page):
+    lonely = error_page.locator(".rico-voice-client").nth(2)
+    expect(lonely).to_have_attribute("data-status", "connected", timeout=60_000)
+    expect(lonely.locator(".rico-error")).to_contain_text("did not join within 2 s", timeout=30_000)
