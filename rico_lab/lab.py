@@ -196,11 +196,18 @@ class Lab:
     def talk(self, role: str = "demo", **options: Any) -> VoiceClient:
         """A voice client for a new conversation with ``role``, to show in the cell output.
 
+        Setting its ``role`` (``client.role = "other"``) switches the live conversation.
         ``options`` are set on the widget (e.g. ``auto_connect=False``, ``agent_timeout_s``).
         """
         from .voice_client import VoiceClient  # anywidget loads the bundle only when needed
 
-        return VoiceClient(self.join(role), model_label=self.model, **options)
+        info = self.join(role)
+        return VoiceClient(
+            info,
+            model_label=self.model,
+            switch_role=lambda name: self.switch_role(info.room, name),
+            **options,
+        )
 
     def close(self) -> None:
         """Stop the worker, the local model and the embedded server; safe to call twice."""

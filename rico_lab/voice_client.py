@@ -7,6 +7,7 @@ comm channel, so they keep flowing while a cell runs. The widget state mirrors
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,15 @@ class VoiceClient(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     transcript = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    def __init__(self, info: JoinInfo, *, model_label: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        info: JoinInfo,
+        *,
+        model_label: str,
+        switch_role: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._switch_role: Callable[[str], None] | None = None
         super().__init__(
             url=info.url,
             token=info.token,
@@ -60,6 +69,17 @@ class VoiceClient(anywidget.AnyWidget):
             model_label=model_label,
             **kwargs,
         )
+        self._switch_role = switch_role
+
+    @traitlets.validate("role")
+    def _validate_role(self, proposal: dict[str, Any]) -> str:
+        """``client.role = "other"`` switches the live conversation.
+
+        A bad role raises, and the conversation (and this trait) keep the current one.
+        """
+        if self._switch_role is not None:
+            self._switch_role(proposal["value"])
+        return str(proposal["value"])
 
     def connect(self) -> None:
         """Connect (the page does it on render unless ``auto_connect=False``)."""

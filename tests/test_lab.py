@@ -10,6 +10,7 @@ from rtc_participant import VoiceParticipant
 
 import rico_lab
 from rico_lab._loop_thread import LoopThread
+from rico_lab.lab import JoinInfo
 from rico_lab.livekit_server import LiveKitServer, free_port
 from rico_lab.realtime_server import LocalRealtimeServer
 from rico_lab.speech import synthesize
@@ -124,25 +125,32 @@ def test_a_role_edit_reaches_the_live_conversation_on_its_next_turn(tmp_path, pa
         assert "You teach {{ nope }}." not in [u.instructions for u in lab.realtime_server.updates]
 
 
-def test_switching_role_mid_conversation(tmp_path, participant_in):
+def test_switching_role_mid_conversation(tmp_path):
     (tmp_path / "a.yaml").write_text("instructions: You are A.\ngreeting: I am A.\n")
     (tmp_path / "b.yaml").write_text("instructions: You are B.\ngreeting: I am B.\n")
     with rico_lab.Lab(roles_dir=tmp_path) as lab:
-        p = participant_in(lab, "a")
-        p.wait_for("the greeting", p.greeted)
-        with pytest.raises(rico_lab.RoleError, match="unknown role 'c'"):
-            lab.switch_role(p.info.room, "c")
-        with pytest.raises(rico_lab.LabError, match="no live conversation in room 'nowhere'"):
-            lab.switch_role("nowhere", "b")
-        lab.switch_role(p.info.room, "b")
-        p.wait_for("the role attribute", lambda: p.agent_attributes.get("rico_lab.role") == "b")
-        p.wait_for(
-            "B's instructions",
-            lambda: any(u.instructions == "You are B." for u in lab.realtime_server.updates),
-        )
-        p.type("hello B")
-        p.wait_for("the reply", lambda: "Turn 1: you wrote: hello B" in p.agent_lines())
-        p.wait_for("its record", lambda: any(t["text"] == "hello B" for t in lab.turns))
+        client = lab.talk("a", auto_connect=False)
+        keys = ("url", "token", "room", "identity", "role")
+        p = VoiceParticipant(JoinInfo(**{k: getattr(client, k) for k in keys}))
+        p.connect()
+        try:
+            p.wait_for("the greeting", p.greeted)
+            with pytest.raises(rico_lab.RoleError, match="unknown role 'c'"):
+                client.role = "c"
+            assert client.role == "a"
+            with pytest.raises(rico_lab.LabError, match="no live conversation in room 'nowhere'"):
+                lab.switch_role("nowhere", "b")
+            client.role = "b"
+            p.wait_for("the role attribute", lambda: p.agent_attributes.get("rico_lab.role") == "b")
+            p.wait_for(
+                "B's instructions",
+                lambda: any(u.instructions == "You are B." for u in lab.realtime_server.updates),
+            )
+            p.type("hello B")
+            p.wait_for("the reply", lambda: "Turn 1: you wrote: hello B" in p.agent_lines())
+            p.wait_for("its record", lambda: any(t["text"] == "hello B" for t in lab.turns))
+        finally:
+            p.close()
         said = [t for t in lab.turns if t["text"] == "hello B"]
         assert said[0]["role"] == "b" and said[0]["role_version"] == lab.role("b").version
 

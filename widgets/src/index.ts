@@ -240,10 +240,13 @@ export default {
     el.appendChild(view.root);
     const client = new VoiceClient(model, view);
     const onCommand = (content: unknown) => void client.command(content as Command);
+    const onRole = () => (view.role.textContent = model.get("role"));
     model.on("msg:custom", onCommand);
+    model.on("change:role", onRole);
     if (model.get("auto_connect")) void client.connect();
     return () => {
       model.off("msg:custom", onCommand);
+      model.off("change:role", onRole);
       client.close();
       view.root.remove();
     };

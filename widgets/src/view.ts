@@ -3,6 +3,7 @@
 
 export interface View {
   root: HTMLElement;
+  role: HTMLElement;
   state: HTMLElement;
   status: HTMLElement;
   connect: HTMLButtonElement;
@@ -45,8 +46,9 @@ export function buildView(role: string, modelLabel: string): View {
   const fill = make("div", "rico-meter-fill");
   meter.title = "agent audio level";
   meter.appendChild(fill);
+  const roleName = make("span", "rico-role", role);
   header.append(
-    make("span", "rico-role", role),
+    roleName,
     badge,
     status,
     state,
@@ -66,5 +68,5 @@ export function buildView(role: string, modelLabel: string): View {
   const send = make("button", "rico-send", "Send");
   composer.append(input, send);
   root.append(header, error, transcript, composer);
-  return { root, state, status, connect, mic, enableAudio, meter: fill, error, transcript, input, send };
+  return { root, role: roleName, state, status, connect, mic, enableAudio, meter: fill, error, transcript, input, send };
 }
