@@ -19,12 +19,14 @@ from livekit.agents import (
     ErrorEvent,
     JobContext,
     JobExecutorType,
+    llm,
 )
 from livekit.agents.llm import ChatMessage, RealtimeModel
 
 from ._loop_thread import LoopThread
 from .errors import WorkerError
 from .roles import Role
+from .tools import function_tools
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class Conversation:
 
     async def start(self) -> None:
         """Join the room, greet, and advertise role and model to the client."""
-        await self.session.start(agent=Agent(instructions=self.role.render()), room=self._ctx.room)
+        await self.session.start(agent=self._agent(self.role), room=self._ctx.room)
         await self._advertise()
         self.session.generate_reply(instructions=greeting_instructions(self.role))
 
@@ -123,7 +125,9 @@ class Conversation:
         task.add_done_callback(self._pending.discard)
 
     async def _apply(self, role: Role) -> None:
-        await self.session.current_agent.update_instructions(role.render())
+        agent = self.session.current_agent
+        await agent.update_instructions(role.render())
+        await agent.update_tools(self._tools(role))
         self._applied = role.version
         await self._advertise()
 
@@ -131,8 +135,19 @@ class Conversation:
         self._unsubscribe()
         self.role, self._applied = role, role.version
         self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
-        self.session.update_agent(Agent(instructions=role.render()))
+        self.session.update_agent(self._agent(role))
         await self._advertise()
+
+    def _agent(self, role: Role) -> Agent:
+        return Agent(instructions=role.render(), tools=self._tools(role))
+
+    def _tools(self, role: Role) -> list[llm.Tool]:
+        return function_tools(role.tools, self._ctx.room, self._user)
+
+    def _user(self) -> str | None:
+        """The client the tools' UI calls go to: the participant the session listens to."""
+        linked = self.session.room_io.linked_participant
+        return linked.identity if linked is not None else None
 
     async def _advertise(self) -> None:
         await self._ctx.room.local_participant.set_attributes(

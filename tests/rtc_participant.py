@@ -7,6 +7,7 @@ the test's main thread can behave like a busy notebook cell meanwhile.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -88,6 +89,17 @@ class VoiceParticipant:
         for start in range(0, len(pcm), FRAME):
             chunk = pcm[start : start + FRAME]
             await self.source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))
+
+    def handle_rpc(self, method: str, reply: str) -> list[dict[str, object]]:
+        """Answer RPC ``method`` with ``reply``, as a client's UI would; returns the payloads."""
+        calls: list[dict[str, object]] = []
+
+        async def handler(data: rtc.RpcInvocationData) -> str:
+            calls.append(json.loads(data.payload))
+            return reply
+
+        self.room.local_participant.register_rpc_method(method, handler)
+        return calls
 
     async def _type(self, text: str) -> None:
         await self.room.local_participant.send_text(text, topic="lk.chat")

@@ -155,6 +155,36 @@ def test_switching_role_mid_conversation(tmp_path):
         assert said[0]["role"] == "b" and said[0]["role_version"] == lab.role("b").version
 
 
+def test_role_tools_run_in_the_kernel_and_on_the_client(tmp_path, participant_in):
+    folder = tmp_path / "calc"
+    folder.mkdir()
+    (folder / "calc_tools.py").write_text(
+        "import threading\ncalls = []\n"
+        "def add(a, b):\n    calls.append(threading.current_thread().name)\n    return a + b\n"
+    )
+    (folder / "role.yaml").write_text(
+        "instructions: You add numbers.\n"
+        "tools:\n"
+        "  - name: add\n    description: Add two numbers.\n    python: calc_tools:add\n"
+        "    parameters: {type: object, properties: {a: {type: number}, b: {type: number}}}\n"
+        "  - name: show\n    description: Show a note on screen.\n    ui: show_note\n"
+        "    parameters: {type: object, properties: {text: {type: string}}}\n"
+    )
+    with rico_lab.Lab(roles_dir=tmp_path) as lab:
+        p = participant_in(lab, "calc")
+        shown = p.handle_rpc("show_note", "shown on screen")
+        p.wait_for("the greeting", p.greeted)
+        p.type('/call add {"a": 2, "b": 3}')
+        p.wait_for("the tool's result", lambda: "The tool add returned 5." in p.agent_lines())
+        calls = lab.role("calc").tools[0].function.__globals__["calls"]
+        assert len(calls) == 1  # ran once, in this process
+        p.type('/call show {"text": "hello"}')
+        p.wait_for("the UI call", lambda: shown == [{"arguments": {"text": "hello"}}])
+        p.wait_for(
+            "its answer", lambda: "The tool show returned shown on screen." in p.agent_lines()
+        )
+
+
 def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):
     a, b = lab.join("demo"), lab.join("demo", identity="ada")
     assert a.room != b.room and b.identity == "ada"
