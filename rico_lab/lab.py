@@ -201,13 +201,17 @@ class Lab:
         """
         from .voice_client import VoiceClient  # anywidget loads the bundle only when needed
 
+        client = VoiceClient(self.join(role), model_label=self.model, **options)
+        client.switch_role = lambda name: self._switch_client(client, name)
+        return client
+
+    def _switch_client(self, client: VoiceClient, role: str) -> None:
+        """A live conversation switches; one not (or no longer) live gets a new room."""
+        if client.room in self._conversations:
+            self.switch_role(client.room, role)
+            return
         info = self.join(role)
-        return VoiceClient(
-            info,
-            model_label=self.model,
-            switch_role=lambda name: self.switch_role(info.room, name),
-            **options,
-        )
+        client.url, client.token, client.room = info.url, info.token, info.room
 
     def close(self) -> None:
         """Stop the worker, the local model and the embedded server; safe to call twice."""

@@ -49,6 +49,7 @@ class Tool:
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     ui: str | None = None
     python: str | None = None
+    timeout_s: float = 10.0
     function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
 
@@ -170,6 +171,8 @@ def _tool_dict(tool: Tool | dict[str, Any]) -> dict[str, Any]:
     for key in ("ui", "python"):
         if getattr(tool, key):
             spec[key] = getattr(tool, key)
+    if tool.timeout_s != 10.0:
+        spec["timeout_s"] = tool.timeout_s
     return spec
 
 
@@ -421,6 +424,7 @@ def _tool(spec: dict[str, Any], index: int, source: _Source) -> Tool:
         parameters=parameters,
         ui=spec.get("ui"),
         python=spec.get("python"),
+        timeout_s=float(spec.get("timeout_s", 10.0)),
         function=function,
     )
 

@@ -22,8 +22,8 @@ from .roles import Tool
 
 logger = logging.getLogger(__name__)
 
-#: How long the client gets to answer a UI call before the model is told it did not.
-RPC_TIMEOUT_S = 10.0
+#: LiveKit's limit on an RPC payload, in bytes of UTF-8.
+MAX_PAYLOAD_BYTES = 15 * 1024
 
 
 def function_tools(
@@ -59,15 +59,22 @@ async def _call_client(
 ) -> str:
     if user is None:
         raise llm.ToolError(f"no client to show {tool.name} on: the user has not joined")
-    payload = {"arguments": arguments}
+    body: dict[str, Any] = {"arguments": arguments}
     if tool.function is not None:
-        payload["result"] = result
+        body["result"] = result
+    payload = json.dumps(body, default=str)
+    size = len(payload.encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise llm.ToolError(
+            f"{tool.name}: {size} bytes is too much to show at once (LiveKit RPC takes "
+            f"{MAX_PAYLOAD_BYTES}); send less"
+        )
     try:
         return await room.local_participant.perform_rpc(
             destination_identity=user,
             method=str(tool.ui),
-            payload=json.dumps(payload, default=str),
-            response_timeout=RPC_TIMEOUT_S,
+            payload=payload,
+            response_timeout=tool.timeout_s,
         )
     except rtc.RpcError as exc:
         logger.warning("tool %s: client method %s failed: %s", tool.name, tool.ui, exc.message)

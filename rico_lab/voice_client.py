@@ -51,15 +51,10 @@ class VoiceClient(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     transcript = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    def __init__(
-        self,
-        info: JoinInfo,
-        *,
-        model_label: str,
-        switch_role: Callable[[str], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._switch_role: Callable[[str], None] | None = None
+    #: Set by the lab: moves the conversation to another role when ``role`` is assigned.
+    switch_role: Callable[[str], None] | None = None
+
+    def __init__(self, info: JoinInfo, *, model_label: str, **kwargs: Any) -> None:
         super().__init__(
             url=info.url,
             token=info.token,
@@ -69,7 +64,6 @@ class VoiceClient(anywidget.AnyWidget):
             model_label=model_label,
             **kwargs,
         )
-        self._switch_role = switch_role
 
     @traitlets.validate("role")
     def _validate_role(self, proposal: dict[str, Any]) -> str:
@@ -77,8 +71,8 @@ class VoiceClient(anywidget.AnyWidget):
 
         A bad role raises, and the conversation (and this trait) keep the current one.
         """
-        if self._switch_role is not None:
-            self._switch_role(proposal["value"])
+        if self.switch_role is not None:
+            self.switch_role(proposal["value"])
         return str(proposal["value"])
 
     def connect(self) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium flags: headless as root, no calls home (this machine's network is closed), a fake
@@ -92,19 +92,24 @@ def jupyterlab(root: Path, env: dict[str, str]) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(extra_args: list[str]) -> Iterator[Page]:
+def playwright() -> Iterator[Playwright]:
+    """One Playwright driver for a test module: its sync API allows only one at a time."""
+    with sync_playwright() as driver:
+        yield driver
+
+
+@contextmanager
+def chromium(driver: Playwright, extra_args: list[str]) -> Iterator[Page]:
     """A headless Chromium page (Debian's binary, never a downloaded browser)."""
     if not shutil.which(CHROMIUM):
         raise RuntimeError("Debian's chromium is needed: apt-get install chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + extra_args
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            yield page
-        finally:
-            browser.close()
+    browser = driver.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + extra_args
+    )
+    try:
+        yield browser.new_page(viewport={"width": 1200, "height": 900})
+    finally:
+        browser.close()
 
 
 def open_notebook(page: Page, url: str) -> None:

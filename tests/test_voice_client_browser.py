@@ -7,7 +7,14 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from jupyterlab_browser import chromium, fake_microphone, jupyterlab, open_notebook, run_command
+from jupyterlab_browser import (
+    chromium,
+    fake_microphone,
+    jupyterlab,
+    open_notebook,
+    playwright,
+    run_command,
+)
 from playwright.sync_api import Page, expect
 
 from rico_lab.livekit_server import LiveKitServer
@@ -42,7 +49,13 @@ def livekit():
 
 
 @pytest.fixture(scope="module")
-def lab_page(tmp_path_factory, user_wav, livekit):
+def driver():
+    with playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def lab_page(tmp_path_factory, user_wav, livekit, driver):
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(REPO / "notebooks" / "01_talk.ipynb", root)
     env = {
@@ -51,7 +64,7 @@ def lab_page(tmp_path_factory, user_wav, livekit):
         "LIVEKIT_API_SECRET": livekit.api_secret,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
-    with jupyterlab(root, env) as url, chromium(fake_microphone(user_wav)) as page:
+    with jupyterlab(root, env) as url, chromium(driver, fake_microphone(user_wav)) as page:
         open_notebook(page, url.format(path="01_talk.ipynb"))
         run_command(page, "notebook:run-all-cells")
         yield root, page
@@ -108,6 +121,37 @@ def test_typed_message_gets_a_reply(lab_page):
     reply = client(page).locator(
         ".rico-line.rico-agent", has_text="you wrote: What is two plus two?"
     )
+    expect(reply).to_be_visible(timeout=30_000)
+
+
+def type_to_agent(page: Page, text: str) -> None:
+    expect(client(page)).to_have_attribute("data-agent-state", "listening", timeout=30_000)
+    box = client(page).locator(".rico-text-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_a_tool_shows_markdown_in_a_panel(lab_page):
+    _, page = lab_page
+    type_to_agent(page, '/call show_info {"title": "Steps", "markdown": "1. **Mix**\\n2. Bake"}')
+    panel = client(page).locator(".rico-panel-markdown")
+    expect(panel.locator("strong", has_text="Mix")).to_be_visible(timeout=30_000)
+    expect(panel.locator("li")).to_have_count(2)
+    expect(panel.locator(".rico-panel-title")).to_have_text("Steps")
+    reply = client(page).locator(
+        ".rico-line.rico-agent", has_text="The tool show_info returned shown"
+    )
+    expect(reply).to_be_visible(timeout=30_000)
+
+
+def test_ask_waits_for_the_users_click_and_returns_it(lab_page):
+    _, page = lab_page
+    type_to_agent(page, '/call ask {"question": "Which colour?", "choices": ["red", "blue"]}')
+    choice = client(page).locator(".rico-choice", has_text="blue")
+    expect(choice).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1500)  # the call waits for the user, however long they take
+    choice.click()
+    reply = client(page).locator(".rico-line.rico-agent", has_text="The tool ask returned blue.")
     expect(reply).to_be_visible(timeout=30_000)
 
 
@@ -180,7 +224,7 @@ ERROR_CELLS = [
 
 
 @pytest.fixture(scope="module")
-def error_page(tmp_path_factory):
+def error_page(tmp_path_factory, driver):
     """Three clients on one page, none of which can go right: a browser that refuses the
     microphone, a server that is not there, a room no agent is sent to."""
     root = tmp_path_factory.mktemp("errors")
@@ -188,7 +232,7 @@ def error_page(tmp_path_factory):
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(notebook, root / "errors.ipynb")
     env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    with jupyterlab(root, env) as url, chromium([]) as page:
+    with jupyterlab(root, env) as url, chromium(driver, []) as page:
         open_notebook(page, url.format(path="errors.ipynb"))
         run_command(page, "notebook:run-all-cells")
         expect(page.locator(".rico-voice-client")).to_have_count(3, timeout=60_000)

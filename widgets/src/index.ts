@@ -1,252 +1,191 @@
 // The anywidget front-end module of rico_lab's voice client: joins one LiveKit room with the
 // token from lab.join(), plays and measures the agent's audio, publishes the microphone,
-// shows agent state and the live transcript, and sends typed text. Everything here talks
-// to LiveKit over WebRTC, never through the kernel, so it keeps going while a cell runs.
-
-import {
-  ConnectionState,
-  type Participant,
-  RemoteAudioTrack,
-  type RemoteTrack,
-  Room,
-  RoomEvent,
-  type TextStreamReader,
-} from "livekit-client";
+// shows agent state and the live transcript, and sends typed text. Media and text go
+// browser <-> LiveKit over WebRTC, never through the kernel, so they keep flowing while a
+// cell runs; only state, the transcript and commands travel over the widget comm.
 
 import { AgentAudio } from "./audio";
-import type { Command, Model, VoiceClientState } from "./model";
+import type { Command, LiveState, Model, TranscriptLine } from "./model";
+import { VoiceRoom } from "./room";
 import { injectStyle } from "./style";
 import { Transcript } from "./transcript";
-import { buildView, type View } from "./view";
+import { Panels } from "./ui_methods";
+import { buildView, showHeader, showMeasures, showState, type View } from "./view";
 
-const SYNC_MS = 250; // how often measurements and the transcript reach the model
+/** Analyser tick and data-* refresh; the tests count on at most 200 ms. */
+const MEASURE_MS = 50;
+/** Streaming transcript updates reach Python at most this often (final lines at once). */
+const TRANSCRIPT_MS = 250;
+
+/** What tools.py sends a UI method: the model's arguments, and a Python function's result. */
+interface UiCall {
+  arguments?: Record<string, unknown>;
+  result?: unknown;
+}
 
 class VoiceClient {
-  private readonly room = new Room({ adaptiveStream: false, dynacast: false });
+  private readonly room: VoiceRoom;
   private readonly audio: AgentAudio;
   private readonly transcript: Transcript;
-  private agentTimer: number | undefined;
-  private syncTimer: number;
+  private readonly timers: number[];
+  private readonly disposers: (() => void)[] = [];
   private transcriptDirty = false;
-  private agentIdentity = "";
+  private playbackBlocked = false;
 
   constructor(
     private readonly model: Model,
     private readonly view: View,
   ) {
-    this.audio = new AgentAudio(view.root, view.meter);
-    this.transcript = new Transcript(view.transcript, () => (this.transcriptDirty = true));
-    view.connect.onclick = () =>
-      void (this.room.state === ConnectionState.Disconnected ? this.connect() : this.disconnect());
-    view.mic.onclick = () => void this.toggleMic();
-    view.enableAudio.onclick = () => void this.enableAudio();
-    view.send.onclick = () => void this.sendText();
-    view.input.onkeydown = (event) => {
-      if (event.key === "Enter") void this.sendText();
+    this.transcript = new Transcript(view.transcript);
+    // a re-render of the same model (hot reload, a second display) keeps the history;
+    // the streams that fed its lines are gone, so they are final now
+    for (const line of model.get("transcript") ?? []) {
+      this.transcript.upsert({ ...line, final: true });
+    }
+    this.audio = new AgentAudio(view.root, () => this.showAudioButton());
+    this.room = new VoiceRoom({
+      state: (state) => this.onState(state),
+      agentAudio: (track, subscribed) =>
+        subscribed ? this.audio.add(track) : this.audio.remove(track),
+      line: (line) => this.onLine(line),
+      playbackBlocked: (blocked) => {
+        this.playbackBlocked = blocked;
+        this.showAudioButton();
+      },
+    });
+
+    // a role's `ui:` tools call these over RPC with {arguments, result?}
+    for (const [name, method] of Object.entries(new Panels(view.panels).methods())) {
+      this.room.serve(name, (payload) => {
+        const call = JSON.parse(payload) as UiCall;
+        return method(call.arguments ?? {}, call.result);
+      });
+    }
+
+    view.connect.onclick = () => {
+      const status = this.room.state.status;
+      if (status === "connected" || status === "connecting") void this.room.disconnect();
+      else void this.connect();
     };
-    this.room
-      .on(RoomEvent.TrackSubscribed, (track, _pub, participant) => this.onTrack(track, participant))
-      .on(RoomEvent.ParticipantConnected, (participant) => this.onParticipant(participant))
-      .on(RoomEvent.ParticipantAttributesChanged, (_changed, participant) =>
-        this.onParticipant(participant),
-      )
-      .on(RoomEvent.AudioPlaybackStatusChanged, () => this.showAudioButton())
-      .on(RoomEvent.Disconnected, (reason) => this.onDisconnected(reason));
-    this.room.registerTextStreamHandler("lk.transcription", (reader, info) =>
-      void this.readSegment(reader, info.identity),
-    );
-    this.syncTimer = window.setInterval(() => this.sync(), SYNC_MS);
-    this.set("status", "idle");
-  }
-
-  async connect(): Promise<void> {
-    const url = this.model.get("url");
-    this.setError("");
-    this.set("status", "connecting");
-    this.set("agent_state", "connecting");
-    try {
-      await this.room.connect(url, this.model.get("token"));
-    } catch (error) {
-      this.set("status", "error");
-      this.set("agent_state", "");
-      this.setError(`Cannot reach the LiveKit server at ${url}: ${message(error)}`);
-      return;
-    }
-    this.set("status", "connected");
-    this.view.connect.textContent = "Disconnect";
-    this.showAudioButton();
-    const seconds = this.model.get("agent_timeout_s");
-    this.agentTimer = window.setTimeout(() => {
-      if (!this.agentIdentity) {
-        this.setError(
-          `The agent did not join within ${seconds} s — is the lab running? (lab.errors may say why)`,
-        );
+    view.mic.onclick = () => void this.room.toggleMic();
+    view.enableAudio.onclick = () => void this.enableAudio();
+    view.send.onclick = () => this.sendTyped();
+    view.input.onkeydown = (event) => {
+      if (event.key === "Enter" && !event.isComposing) {
+        event.preventDefault();
+        this.sendTyped();
       }
-    }, seconds * 1000);
-    for (const participant of this.room.remoteParticipants.values()) this.onParticipant(participant);
-    await this.setMic(true);
-  }
+    };
+    // JupyterLab matches its keyboard shortcuts from the focused element up; this stops
+    // typing in the box from driving the notebook
+    view.input.setAttribute("data-lm-suppress-shortcuts", "true");
 
-  async disconnect(): Promise<void> {
-    await this.room.disconnect();
-  }
-
-  async command(command: Command): Promise<void> {
-    if (command.type === "connect" && this.room.state === ConnectionState.Disconnected) {
-      await this.connect();
-    } else if (command.type === "disconnect") {
-      await this.disconnect();
-    } else if (command.type === "send_text") {
-      await this.sendText(command.text);
+    this.listen("msg:custom", (content) => this.command(content as Command));
+    for (const key of ["role", "model_label", "room"]) {
+      this.listen(`change:${key}`, () => this.showHeader());
     }
+    this.showHeader();
+    this.onState(this.room.state);
+    this.measure();
+    this.timers = [
+      window.setInterval(() => this.measure(), MEASURE_MS),
+      window.setInterval(() => this.flushTranscript(), TRANSCRIPT_MS),
+    ];
+  }
+
+  connect(): Promise<void> {
+    const { model } = this;
+    return this.room.connect(model.get("url"), model.get("token"), model.get("agent_timeout_s"));
   }
 
   close(): void {
-    window.clearInterval(this.syncTimer);
-    window.clearTimeout(this.agentTimer);
-    this.room.unregisterTextStreamHandler("lk.transcription");
-    this.room.removeAllListeners();
-    void this.room.disconnect();
+    for (const timer of this.timers) window.clearInterval(timer);
+    for (const dispose of this.disposers) dispose();
+    this.room.close();
     this.audio.close();
-  }
-
-  private async setMic(on: boolean): Promise<void> {
+    this.transcript.close();
+    const { status, mic } = this.room.state;
+    if (status !== "connected" && status !== "connecting") return;
+    // tell Python this page left the room; a model closed along with its widget (the cell
+    // re-run) can no longer sync, and then there is no one left to tell
     try {
-      await this.room.localParticipant.setMicrophoneEnabled(on);
-      this.set("mic", on ? "on" : "off");
-      this.view.mic.textContent = on ? "Mic on" : "Mic off";
-    } catch (error) {
-      const denied = error instanceof Error && error.name === "NotAllowedError";
-      this.set("mic", denied ? "denied" : "unavailable");
-      this.view.mic.textContent = "No mic";
-      this.setError(
-        denied
-          ? "Microphone permission denied — you can still type."
-          : `No microphone available (${message(error)}) — you can still type.`,
-      );
+      const left = { status: "disconnected", agent_state: "" } as const;
+      this.onState({ ...this.room.state, ...left, mic: mic === "on" ? "off" : mic });
+    } catch {
+      // the model is closed
     }
   }
 
-  private async toggleMic(): Promise<void> {
-    if (this.room.state !== ConnectionState.Connected) return;
-    await this.setMic(this.model.get("mic") !== "on");
+  private command(command: Command): void {
+    if (command.type === "connect") void this.connect();
+    else if (command.type === "disconnect") void this.room.disconnect();
+    else if (command.type === "send_text") this.room.sendText(String(command.text));
+  }
+
+  private sendTyped(): void {
+    const text = this.view.input.value.trim();
+    if (text && this.room.sendText(text)) this.view.input.value = "";
   }
 
   private async enableAudio(): Promise<void> {
-    await this.room.startAudio();
-    await this.audio.resume();
+    await Promise.all([this.room.startAudio(), this.audio.resume()]);
     this.showAudioButton();
   }
 
   private showAudioButton(): void {
-    this.view.enableAudio.hidden = this.room.canPlaybackAudio;
+    this.view.enableAudio.hidden = !(this.playbackBlocked || this.audio.blocked);
   }
 
-  private async sendText(text = this.view.input.value.trim()): Promise<void> {
-    if (!text || this.room.state !== ConnectionState.Connected) return;
-    this.view.input.value = "";
-    this.transcript.upsert({ id: `typed-${Date.now()}`, speaker: "user", text, final: true });
-    await this.room.localParticipant.sendText(text, { topic: "lk.chat" });
+  private showHeader(): void {
+    const { model } = this;
+    showHeader(this.view, model.get("role"), model.get("model_label"), model.get("room"));
   }
 
-  private onTrack(track: RemoteTrack, participant: Participant): void {
-    this.onParticipant(participant);
-    if (track instanceof RemoteAudioTrack) this.audio.play(track);
-  }
-
-  /** The agent is the remote participant whose attributes carry an agent state. */
-  private onParticipant(participant: Participant): void {
-    const attributes = participant.attributes;
-    const isAgent = "lk.agent.state" in attributes || "rico_lab.model" in attributes;
-    if (!isAgent) return;
-    this.agentIdentity = participant.identity;
-    window.clearTimeout(this.agentTimer);
-    this.set("agent_state", attributes["lk.agent.state"] ?? "initializing");
-    const failure = attributes["rico_lab.error"];
-    if (failure) this.setError(`Model error: ${failure}`);
-    else if (this.model.get("error").startsWith("The agent did not join")) this.setError("");
-  }
-
-  private onDisconnected(reason?: unknown): void {
-    window.clearTimeout(this.agentTimer);
-    this.agentIdentity = "";
-    this.set("status", "disconnected");
-    this.set("agent_state", "");
-    this.set("mic", "off");
-    this.view.connect.textContent = "Connect";
-    this.view.mic.textContent = "Mic off";
-    if (reason !== undefined) this.setError(`Disconnected (${String(reason)}).`);
-  }
-
-  private async readSegment(reader: TextStreamReader, identity: string): Promise<void> {
-    const id = reader.info.attributes?.["lk.segment_id"] ?? reader.info.id;
-    const speaker = identity === this.room.localParticipant.identity ? "user" : "agent";
-    let text = "";
-    try {
-      for await (const chunk of reader) {
-        text += chunk;
-        this.transcript.upsert({ id, speaker, text, final: false });
+  private onState(state: Readonly<LiveState>): void {
+    let changed = false;
+    for (const key of ["status", "agent_state", "mic", "error"] as const) {
+      if (this.model.get(key) !== state[key]) {
+        this.model.set(key, state[key]);
+        changed = true;
       }
-    } catch {
-      // an interrupted agent line ends abnormally: keep what was said
     }
-    // a streamed segment says it is final in its trailer, which replaces info.attributes
-    const final = reader.info.attributes?.["lk.transcription_final"] !== "false";
-    this.transcript.upsert({ id, speaker, text, final });
+    if (changed) this.model.save_changes();
+    showState(this.view, state);
   }
 
-  private set<K extends keyof VoiceClientState>(key: K, value: VoiceClientState[K]): void {
-    this.model.set(key, value);
+  private onLine(line: TranscriptLine): void {
+    if (!this.transcript.upsert(line)) return;
+    this.transcriptDirty = true;
+    if (line.final) this.flushTranscript();
+  }
+
+  private flushTranscript(): void {
+    if (!this.transcriptDirty) return;
+    this.transcriptDirty = false;
+    this.model.set("transcript", this.transcript.lines.map((line) => ({ ...line })));
     this.model.save_changes();
-    this.render();
   }
 
-  private setError(text: string): void {
-    this.view.error.textContent = text;
-    this.set("error", text);
+  private measure(): void {
+    this.audio.measure();
+    const { peak, soundMs, level } = this.audio;
+    showMeasures(this.view, { peak, soundMs, level, lines: this.transcript.lines.length });
   }
 
-  private render(): void {
-    const { root, status, state } = this.view;
-    status.textContent = this.model.get("status");
-    state.textContent = `agent: ${this.model.get("agent_state") || "—"}`;
-    root.dataset.status = this.model.get("status");
-    root.dataset.agentState = this.model.get("agent_state");
-    root.dataset.mic = this.model.get("mic");
+  private listen(event: string, callback: (...args: unknown[]) => void): void {
+    this.model.on(event, callback);
+    this.disposers.push(() => this.model.off(event, callback));
   }
-
-  /** Publish measurements to the DOM (tests read them) and the transcript to Python. */
-  private sync(): void {
-    const { root } = this.view;
-    root.dataset.agentAudioPeak = this.audio.peak.toFixed(4);
-    root.dataset.agentAudioMs = String(Math.round(this.audio.soundMs));
-    root.dataset.transcriptCount = String(this.transcript.lines.length);
-    if (this.transcriptDirty) {
-      this.transcriptDirty = false;
-      this.model.set("transcript", this.transcript.lines.map((line) => ({ ...line })));
-      this.model.save_changes();
-    }
-  }
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export default {
   render({ model, el }: { model: Model; el: HTMLElement }): () => void {
-    injectStyle(el.ownerDocument);
-    const view = buildView(model.get("role"), model.get("model_label"));
+    injectStyle(el);
+    const view = buildView(el.ownerDocument);
     el.appendChild(view.root);
     const client = new VoiceClient(model, view);
-    const onCommand = (content: unknown) => void client.command(content as Command);
-    const onRole = () => (view.role.textContent = model.get("role"));
-    model.on("msg:custom", onCommand);
-    model.on("change:role", onRole);
     if (model.get("auto_connect")) void client.connect();
     return () => {
-      model.off("msg:custom", onCommand);
-      model.off("change:role", onRole);
       client.close();
       view.root.remove();
     };

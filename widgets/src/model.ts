@@ -1,5 +1,8 @@
 // The widget state, key for key the traitlets of rico_lab/voice_client.py (VoiceClient).
 
+export type Status = "idle" | "connecting" | "connected" | "disconnected" | "error";
+export type Mic = "off" | "on" | "denied" | "unavailable";
+
 export interface TranscriptLine {
   id: string;
   speaker: "user" | "agent";
@@ -18,12 +21,16 @@ export interface VoiceClientState {
   auto_connect: boolean;
   agent_timeout_s: number;
   // browser -> Python
-  status: "idle" | "connecting" | "connected" | "disconnected" | "error";
+  status: Status;
+  /** "" (not in a conversation), "connecting" (no agent yet), then lk.agent.state. */
   agent_state: string;
-  mic: "off" | "on" | "denied" | "unavailable";
+  mic: Mic;
   error: string;
   transcript: TranscriptLine[];
 }
+
+/** The browser-owned keys that follow the LiveKit connection. */
+export type LiveState = Pick<VoiceClientState, "status" | "agent_state" | "mic" | "error">;
 
 /** The part of anywidget's model interface this widget uses. */
 export interface Model {

@@ -1,45 +1,67 @@
-// The live transcript: segments stream in as text streams on "lk.transcription", each
-// updated until final; lines are merged by segment id so interim text is replaced in place.
+// The live transcript: lines merged by segment id, so interim text is replaced in place
+// and a segment keeps its place in the order it started.
 
 import type { TranscriptLine } from "./model";
 
+/** How close to the bottom (px) counts as reading the newest line: only then follow it. */
+const STICK_PX = 40;
+
 export class Transcript {
   readonly lines: TranscriptLine[] = [];
-  private readonly byId = new Map<string, TranscriptLine>();
-  private readonly nodes = new Map<string, HTMLElement>();
+  private readonly byId = new Map<string, { line: TranscriptLine; node: HTMLElement }>();
+  /** Following the newest line; a user who scrolled up to read is left where they are. */
+  private following = true;
+  private readonly resized: ResizeObserver;
 
-  constructor(
-    private readonly pane: HTMLElement,
-    private readonly onChange: () => void,
-  ) {}
-
-  /** Add or update a line; an unknown id starts a new line at the bottom. */
-  upsert(line: TranscriptLine): void {
-    const known = this.byId.get(line.id);
-    if (known) {
-      Object.assign(known, line);
-    } else {
-      const copy = { ...line };
-      this.byId.set(line.id, copy);
-      this.lines.push(copy);
-    }
-    this.draw(this.byId.get(line.id)!);
-    this.onChange();
+  constructor(private readonly pane: HTMLElement) {
+    pane.addEventListener("scroll", () => {
+      this.following = pane.scrollHeight - pane.scrollTop - pane.clientHeight < STICK_PX;
+    });
+    // the pane shrinks when a panel or an error appears above it: keep the newest in view
+    this.resized = new ResizeObserver(() => this.follow());
+    this.resized.observe(pane);
   }
 
-  private draw(line: TranscriptLine): void {
-    let node = this.nodes.get(line.id);
-    if (!node) {
-      node = document.createElement("div");
-      const who = document.createElement("span");
+  /**
+   * Add or update a line; an unknown id starts a new line at the bottom. Returns whether
+   * anything changed. A final line is not taken back to interim by a late update.
+   */
+  upsert(update: TranscriptLine): boolean {
+    const known = this.byId.get(update.id);
+    if (known) {
+      const { line } = known;
+      if (line.final && !update.final) return false;
+      if (line.text === update.text && line.final === update.final) return false;
+      line.text = update.text;
+      line.final = update.final;
+      this.draw(line, known.node);
+    } else {
+      const line = { ...update };
+      const doc = this.pane.ownerDocument;
+      const node = doc.createElement("div");
+      const who = doc.createElement("span");
       who.className = "rico-who";
       who.textContent = line.speaker === "user" ? "You" : "Agent";
-      node.append(who, document.createElement("span"));
-      this.nodes.set(line.id, node);
+      node.append(who, doc.createElement("span"));
+      this.byId.set(line.id, { line, node });
+      this.lines.push(line);
+      this.draw(line, node);
       this.pane.appendChild(node);
     }
+    this.follow();
+    return true;
+  }
+
+  close(): void {
+    this.resized.disconnect();
+  }
+
+  private draw(line: TranscriptLine, node: HTMLElement): void {
     node.className = `rico-line rico-${line.speaker}${line.final ? "" : " rico-interim"}`;
     node.lastElementChild!.textContent = line.text;
-    this.pane.scrollTop = this.pane.scrollHeight;
+  }
+
+  private follow(): void {
+    if (this.following) this.pane.scrollTop = this.pane.scrollHeight;
   }
 }

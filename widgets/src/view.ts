@@ -1,72 +1,154 @@
-// The client's DOM: header (role, model badge, status, agent state, buttons, meter),
-// an error line, the transcript pane and the text composer.
+// The client's DOM: a header (role, model badge, status and agent-state pills), a control
+// row (connect, mic, audio meter), an error line, the panels the agent's tools fill, the
+// transcript pane and the text composer.
+// Class names are stable: the browser tests and users' own CSS select on them.
+
+import type { LiveState } from "./model";
 
 export interface View {
   root: HTMLElement;
   role: HTMLElement;
-  state: HTMLElement;
+  badge: HTMLElement;
   status: HTMLElement;
+  state: HTMLElement;
   connect: HTMLButtonElement;
   mic: HTMLButtonElement;
   enableAudio: HTMLButtonElement;
   meter: HTMLElement;
+  meterFill: HTMLElement;
   error: HTMLElement;
+  panels: HTMLElement;
   transcript: HTMLElement;
   input: HTMLInputElement;
   send: HTMLButtonElement;
 }
 
-function make<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text = "",
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  node.textContent = text;
-  return node;
+export interface Measures {
+  peak: number;
+  soundMs: number;
+  level: number;
+  lines: number;
 }
 
-export function buildView(role: string, modelLabel: string): View {
+export function buildView(doc: Document): View {
+  const make = <K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text = "") => {
+    const node = doc.createElement(tag);
+    node.className = className;
+    node.textContent = text;
+    return node;
+  };
   const root = make("div", "rico-voice-client");
+  const role = make("span", "rico-role");
+  const badge = make("span", "rico-pill rico-model-badge");
+  const status = make("span", "rico-pill rico-status");
+  const state = make("span", "rico-pill rico-state");
   const header = make("div", "rico-header");
-  const local = modelLabel === "local";
-  const badge = make(
-    "span",
-    `rico-pill rico-model-badge${local ? " rico-local" : ""}`,
-    local ? "LOCAL MODEL — not OpenAI" : "OpenAI Realtime",
-  );
-  const status = make("span", "rico-pill rico-status", "idle");
-  const state = make("span", "rico-pill rico-state", "agent: —");
+  header.append(role, badge, make("span", "rico-spacer"), status, state);
+
   const connect = make("button", "rico-connect", "Connect");
   const mic = make("button", "rico-mic", "Mic off");
   const enableAudio = make("button", "rico-enable-audio", "Click to enable audio");
   enableAudio.hidden = true;
   const meter = make("div", "rico-meter");
-  const fill = make("div", "rico-meter-fill");
-  meter.title = "agent audio level";
-  meter.appendChild(fill);
-  const roleName = make("span", "rico-role", role);
-  header.append(
-    roleName,
+  meter.setAttribute("role", "meter");
+  meter.setAttribute("aria-label", "Agent audio level");
+  meter.setAttribute("aria-valuemin", "0");
+  meter.setAttribute("aria-valuemax", "100");
+  meter.title = "Agent audio level";
+  const meterFill = make("div", "rico-meter-fill");
+  meter.appendChild(meterFill);
+  const controls = make("div", "rico-controls");
+  controls.append(connect, mic, enableAudio, make("span", "rico-spacer"));
+  controls.append(make("span", "rico-meter-label", "agent audio"), meter);
+
+  const error = make("div", "rico-error");
+  error.setAttribute("role", "alert");
+  const panels = make("div", "rico-panels");
+  const transcript = make("div", "rico-transcript");
+  transcript.setAttribute("aria-live", "polite");
+  const input = make("input", "rico-text-input");
+  input.type = "text";
+  input.placeholder = "Type to the agent, Enter to send";
+  input.setAttribute("aria-label", "Message to the agent");
+  const send = make("button", "rico-send", "Send");
+  const composer = make("div", "rico-composer");
+  composer.append(input, send);
+
+  root.append(header, controls, error, panels, transcript, composer);
+  return {
+    root,
+    role,
     badge,
     status,
     state,
-    make("span", "rico-spacer"),
-    meter,
-    enableAudio,
-    mic,
     connect,
-  );
-  const error = make("div", "rico-error");
-  error.setAttribute("role", "alert");
-  const transcript = make("div", "rico-transcript");
-  transcript.setAttribute("aria-live", "polite");
-  const composer = make("div", "rico-composer");
-  const input = make("input", "rico-text-input");
-  input.placeholder = "Type to the agent and press Enter";
-  const send = make("button", "rico-send", "Send");
-  composer.append(input, send);
-  root.append(header, error, transcript, composer);
-  return { root, role: roleName, state, status, connect, mic, enableAudio, meter: fill, error, transcript, input, send };
+    mic,
+    enableAudio,
+    meter,
+    meterFill,
+    error,
+    panels,
+    transcript,
+    input,
+    send,
+  };
+}
+
+/** Role name and which model answers; the local model must never pass for OpenAI. */
+export function showHeader(view: View, role: string, modelLabel: string, room: string): void {
+  view.role.textContent = role || "(no role)";
+  view.role.title = room ? `room ${room}` : "";
+  const local = modelLabel === "local";
+  view.badge.classList.toggle("rico-local", local);
+  view.badge.textContent = local ? "LOCAL MODEL — not OpenAI" : "OpenAI Realtime";
+  view.badge.title = local
+    ? "Answered by rico_lab's local stand-in model, not OpenAI (set OPENAI_API_KEY for OpenAI)"
+    : "Answered by the OpenAI Realtime API";
+}
+
+const CONNECT_LABELS: Partial<Record<LiveState["status"], string>> = {
+  connected: "Disconnect",
+  connecting: "Cancel",
+};
+
+const MIC_LABELS: Record<LiveState["mic"], string> = {
+  on: "Mic on",
+  off: "Mic off",
+  denied: "Mic blocked",
+  unavailable: "No mic",
+};
+
+export function showState(view: View, state: Readonly<LiveState>): void {
+  const { root, status, connect, mic } = view;
+  root.dataset.status = state.status;
+  root.dataset.agentState = state.agent_state;
+  root.dataset.mic = state.mic;
+  status.textContent = state.status;
+  status.dataset.value = state.status;
+  view.state.textContent = `agent: ${state.agent_state || "—"}`;
+  view.state.dataset.value = state.agent_state;
+  connect.textContent = CONNECT_LABELS[state.status] ?? "Connect";
+  const live = state.status === "connected";
+  mic.disabled = !live;
+  mic.textContent = MIC_LABELS[state.mic];
+  mic.setAttribute("aria-pressed", String(state.mic === "on"));
+  mic.title = state.mic === "on" ? "Stop sending your microphone" : "Send your microphone";
+  view.send.disabled = !live && state.status !== "connecting";
+  view.error.textContent = state.error;
+}
+
+/** The measurements the tests read, and the meter (dB scale, -60..0 dBFS). */
+export function showMeasures(view: View, measures: Measures): void {
+  const data = view.root.dataset;
+  setIfChanged(data, "agentAudioPeak", measures.peak.toFixed(4));
+  setIfChanged(data, "agentAudioMs", String(Math.round(measures.soundMs)));
+  setIfChanged(data, "transcriptCount", String(measures.lines));
+  const db = measures.level > 0 ? 20 * Math.log10(measures.level) : -Infinity;
+  const percent = Math.round(Math.max(0, Math.min(1, (db + 60) / 60)) * 100);
+  view.meterFill.style.width = `${percent}%`;
+  view.meter.setAttribute("aria-valuenow", String(percent));
+}
+
+function setIfChanged(data: DOMStringMap, key: string, value: string): void {
+  if (data[key] !== value) data[key] = value;
 }
