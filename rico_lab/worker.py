@@ -196,6 +196,17 @@ def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
     return entrypoint
 
 
+def _no_load() -> float:
+    """The load this worker reports to LiveKit: none, whatever the machine is doing.
+
+    LiveKit dispatches a job only to a worker whose reported load is under its target, and
+    livekit-agents reports the machine's CPU use by default: on a busy laptop or CI runner
+    every new conversation would then find no agent. A lab's worker serves this notebook
+    alone, so it always takes the job.
+    """
+    return 0.0
+
+
 class Worker:
     """An AgentServer with the thread job executor, so jobs (and tools) run in this process.
 
@@ -214,6 +225,7 @@ class Worker:
             port=0,
             num_idle_processes=1,
             load_threshold=float("inf"),
+            load_fnc=_no_load,
             shutdown_process_timeout=3.0,
             multiprocessing_context="spawn",
             max_retry=2,

@@ -1,4 +1,5 @@
 import contextlib
+import multiprocessing
 import os
 import socket
 import threading
@@ -361,3 +362,25 @@ def test_busy_port_is_named_and_nothing_is_left_running():
         ):
             rico_lab.Lab(port=port)
     assert threading.active_count() == threads_before
+
+
+def _burn() -> None:
+    while True:
+        pass
+
+
+def test_a_busy_machine_still_gets_its_agent(lab, participant):
+    """LiveKit dispatches only to workers reporting spare capacity; the lab's worker must not
+    report the machine's CPU use as its load, or a busy machine gets no agent at all."""
+    burners = [
+        multiprocessing.Process(target=_burn, daemon=True) for _ in range(os.cpu_count() or 2)
+    ]
+    for burner in burners:
+        burner.start()
+    try:
+        time.sleep(3)  # long enough for the worker to have measured (and reported) its load
+        p = participant()
+        p.wait_for("the greeting", p.greeted, timeout=30)
+    finally:
+        for burner in burners:
+            burner.kill()
