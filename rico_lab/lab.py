@@ -11,10 +11,11 @@ import urllib.error
 import urllib.request
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from livekit import api
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from .voice_client import VoiceClient
 
 logger = logging.getLogger(__name__)
+
+ToolHandler = TypeVar("ToolHandler", bound=Callable[..., Any])
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TOKEN_TTL = timedelta(minutes=10)
@@ -78,6 +81,11 @@ class Lab:
         self.errors: list[str] = []
         #: every user and agent turn of every conversation, with the role version it ran under
         self.turns: list[dict[str, Any]] = []
+        #: every tool call: arguments, result or error, duration, role version
+        self.tool_calls: list[dict[str, Any]] = []
+        #: the notes tools saved with the client's save_note
+        self.notes: list[dict[str, Any]] = []
+        self._tool_handlers: dict[str, list[Callable[..., Any]]] = {}
         self._roles: dict[str, Role] = {}
         self._conversations: dict[str, Conversation] = {}
         self.url = self.model = ""
@@ -131,14 +139,51 @@ class Lab:
             make_model=make_model,
             model_label=self.model,
             on_error=self._on_error,
-            record=self.turns.append,
+            record=lambda table, row: getattr(self, table).append(row),
             register=lambda c: self._conversations.__setitem__(c.room, c),
             forget=lambda c: self._conversations.pop(c.room, None),
+            handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
+            delete_room=self._delete_room,
         )
         self._worker = Worker(
             url=self.url, api_key=self.api_key, api_secret=self._api_secret, spec=spec
         )
         self._worker.start(self._loop, timeout)
+
+    async def _delete_room(self, room: str) -> None:
+        """Close ``room`` for everyone in it (the agent's end_session does this)."""
+        lk = api.LiveKitAPI(self.url, self.api_key, self._api_secret)
+        try:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code != api.TwirpErrorCode.NOT_FOUND:
+                self._on_error(f"room {room}: could not close it: {exc.message}")
+        finally:
+            await lk.aclose()
+
+    def on_tool(self, name: str) -> Callable[[ToolHandler], ToolHandler]:
+        """Decorator: run this function in the kernel whenever the model calls tool ``name``.
+
+        It gets the call's arguments as keyword arguments, in any conversation of this lab,
+        and runs on the lab's background thread (a plain function in a worker thread), so it
+        can update ipywidgets, DataFrames or plots already on screen while another cell is
+        running. It runs after the role's ``python:`` function and before its ``ui:``
+        method; what it returns is the tool's result when the role gives the tool no other,
+        and what it raises is told to the model. A role tool with neither ``python:`` nor
+        ``ui:`` is answered by its handlers alone::
+
+            @lab.on_tool("add_item")
+            def show(item, quantity=1):
+                order.value = f"{quantity} x {item}"
+        """
+
+        def register(handler: ToolHandler) -> ToolHandler:
+            if not callable(handler):
+                raise TypeError(f"@lab.on_tool({name!r}) decorates a function, not {handler!r}")
+            self._tool_handlers.setdefault(name, []).append(handler)
+            return handler
+
+        return register
 
     def _on_error(self, message: str) -> None:
         logger.error("agent error: %s", message)

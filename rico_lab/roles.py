@@ -11,6 +11,7 @@ import csv
 import hashlib
 import html
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jinja2
@@ -26,6 +28,7 @@ import pandas as pd
 import yaml
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
+from .client_methods import CLIENT_METHODS
 from .errors import RoleError
 
 SCHEMA_PATH = Path(__file__).with_name("role.schema.json")
@@ -37,12 +40,19 @@ DEFAULT_RECAP = "Summarise this conversation in three short bullet points."
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(SCHEMA_PATH.read_text())
+    # the client's methods are listed once, in client_methods.py; the schema names them
+    schema["properties"]["tools"]["items"]["properties"]["ui"]["enum"] = list(CLIENT_METHODS)
     return jsonschema.Draft202012Validator(schema)
 
 
 @dataclass(frozen=True)
 class Tool:
-    """A function the model may call: a voice-client RPC method, a Python function, or both."""
+    """A function the model may call.
+
+    It runs a Python function (``python``), a voice-client method (``ui``), both (the
+    client shows what the function returned), or neither: then a notebook handler
+    registered with :meth:`rico_lab.Lab.on_tool` answers it.
+    """
 
     name: str
     description: str
@@ -167,7 +177,8 @@ def _tool_dict(tool: Tool | dict[str, Any]) -> dict[str, Any]:
     if isinstance(tool, dict):
         return tool
     spec: dict[str, Any] = {"name": tool.name, "description": tool.description}
-    spec["parameters"] = tool.parameters
+    if tool.parameters != _default_parameters(tool.ui, tool.python):
+        spec["parameters"] = tool.parameters
     for key in ("ui", "python"):
         if getattr(tool, key):
             spec[key] = getattr(tool, key)
@@ -398,8 +409,15 @@ def _load_data(spec: Any, source: _Source) -> dict[str, Any]:
     return loaded
 
 
+def _default_parameters(ui: str | None, python: str | None) -> dict[str, Any]:
+    """A tool that only calls a client method takes that method's arguments by default."""
+    if ui and not python:
+        return CLIENT_METHODS[ui]
+    return {"type": "object", "properties": {}}
+
+
 def _tool(spec: dict[str, Any], index: int, source: _Source) -> Tool:
-    parameters = spec.get("parameters", {"type": "object", "properties": {}})
+    parameters = spec.get("parameters", _default_parameters(spec.get("ui"), spec.get("python")))
     try:
         jsonschema.Draft202012Validator.check_schema(parameters)
     except jsonschema.SchemaError as exc:
@@ -430,24 +448,55 @@ def _tool(spec: dict[str, Any], index: int, source: _Source) -> Tool:
 
 
 def _import_handler(target: str, folder: Path, where: str, index: int) -> Callable[..., Any]:
-    """``module:function``, looked up beside the role first, then on sys.path."""
+    """``module:function``: a module file beside the role first, else one on sys.path."""
     module_name, _, attribute = target.partition(":")
-    sys.path.insert(0, str(folder))
+    file = folder.joinpath(*module_name.split(".")).with_suffix(".py")
     try:
-        module = importlib.import_module(module_name)
+        module = _role_module(file) if file.is_file() else importlib.import_module(module_name)
     except Exception as exc:
         raise RoleError(
             f"{where}: field 'tools.{index}.python': cannot import {module_name!r} "
             f"(looked in {folder} and sys.path): {type(exc).__name__}: {exc}"
         ) from None
-    finally:
-        sys.path.remove(str(folder))
     function = getattr(module, attribute, None)
     if not callable(function):
         raise RoleError(
             f"{where}: field 'tools.{index}.python': {module_name!r} has no function {attribute!r}"
         )
     return function
+
+
+_role_modules: dict[Path, tuple[float, ModuleType]] = {}
+
+
+def _role_module(file: Path) -> ModuleType:
+    """The module in ``file``, run again only when the file has changed.
+
+    Each role's modules get a name of their own (two roles may both have a ``tools.py``),
+    an edited file is picked up the next time its role loads, and an unchanged one keeps
+    its state (a food order in progress) across edits of the role's other fields.
+    """
+    file = file.resolve()
+    mtime = file.stat().st_mtime
+    cached = _role_modules.get(file)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    digest = hashlib.sha1(str(file).encode()).hexdigest()[:8]
+    name = f"rico_lab._role_modules.{file.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None  # a .py file always has both
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickle look modules up by name
+    sys.path.insert(0, str(file.parent))  # so it can import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        sys.path.remove(str(file.parent))
+    _role_modules[file] = (mtime, module)
+    return module
 
 
 def _render(template: str, data: dict[str, Any], source: _Source) -> str:

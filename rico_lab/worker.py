@@ -7,10 +7,12 @@ import concurrent.futures
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import (
     Agent,
     AgentServer,
@@ -19,9 +21,11 @@ from livekit.agents import (
     ErrorEvent,
     JobContext,
     JobExecutorType,
+    RunContext,
     llm,
 )
 from livekit.agents.llm import ChatMessage, RealtimeModel
+from livekit.agents.voice import SpeechCreatedEvent, SpeechHandle
 
 from ._loop_thread import LoopThread
 from .errors import WorkerError
@@ -33,19 +37,28 @@ logger = logging.getLogger(__name__)
 #: Name the worker registers under; tokens from :meth:`Lab.join` dispatch it explicitly.
 AGENT_NAME = "rico_lab"
 _ENV_KEYS = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+#: After end_session, how long the goodbye may take before the room closes regardless.
+_GOODBYE_TIMEOUT_S = 60.0
 
 
 @dataclass
 class AgentSpec:
-    """What a job needs from the lab: its roles, its model, and where to report trouble."""
+    """What a job needs from the lab: its roles, its model, and where to report trouble.
+
+    ``record(table, row)`` adds a row to one of the lab's records (``"turns"``,
+    ``"tool_calls"``, ``"notes"``); ``handlers(tool)`` gives the notebook's handlers for a
+    tool at the moment it is called; ``delete_room(name)`` closes a room for everyone.
+    """
 
     load_role: Callable[[str], Role]
     make_model: Callable[[Role], RealtimeModel]
     model_label: str
     on_error: Callable[[str], None]
-    record: Callable[[dict[str, Any]], None]
+    record: Callable[[str, dict[str, Any]], None]
     register: Callable[[Conversation], None]
     forget: Callable[[Conversation], None]
+    handlers: Callable[[str], list[Callable[..., Any]]]
+    delete_room: Callable[[str], Coroutine[Any, Any, None]]
 
 
 def greeting_instructions(role: Role) -> str:
@@ -95,6 +108,8 @@ class Conversation:
         # "applied": the version the model has now; "turn": the one the current reply was
         # asked under (an agent line is recorded when it ends, maybe after another edit)
         self._applied = self._turn = role.version
+        self._tool_errors = 0
+        self._showing_tool_error = False
         self.session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
         self.session.on("error", self._on_error)
         self.session.on("conversation_item_added", self._on_item)
@@ -142,12 +157,76 @@ class Conversation:
         return Agent(instructions=role.render(), tools=self._tools(role))
 
     def _tools(self, role: Role) -> list[llm.Tool]:
-        return function_tools(role.tools, self._ctx.room, self._user)
+        return function_tools(role.tools, self)
 
-    def _user(self) -> str | None:
+    # the ToolHost side of a conversation (see tools.py)
+
+    @property
+    def rtc_room(self) -> rtc.Room:
+        """The LiveKit room, as the agent sees it."""
+        return self._ctx.room
+
+    def client(self) -> str | None:
         """The client the tools' UI calls go to: the participant the session listens to."""
         linked = self.session.room_io.linked_participant
         return linked.identity if linked is not None else None
+
+    def handlers(self, tool: str) -> list[Callable[..., Any]]:
+        """The lab's handlers for ``tool`` (``@lab.on_tool``), as they are now."""
+        return self._spec.handlers(tool)
+
+    def tool_done(self, call: dict[str, Any]) -> None:
+        """Record the call; a failure is also logged and shown in the client until a success."""
+        self._spec.record("tool_calls", {**self._where(), **call})
+        error = call.get("error")
+        if error:
+            self._spec.on_error(f"room {self.room}: tool {call['tool']}: {error}")
+            self._tool_errors += 1
+            failure = {"tool": call["tool"], "message": error[:400], "n": self._tool_errors}
+            shown = json.dumps(failure)
+        elif self._showing_tool_error:
+            shown = ""
+        else:
+            return
+        self._showing_tool_error = bool(error)
+        self._keep(self._ctx.room.local_participant.set_attributes({"rico_lab.tool_error": shown}))
+
+    def note(self, arguments: dict[str, Any]) -> None:
+        """Keep a note the client saved in the lab's ``notes``."""
+        note = {"title": arguments.get("title", ""), "text": arguments.get("text", "")}
+        self._spec.record("notes", {**self._where(), **note, "at": time.time()})
+
+    def end_after_reply(self, context: RunContext) -> None:
+        """Delete the room once the reply to this tool call (the goodbye) has been said.
+
+        A realtime model that answers a tool result on its own starts a new speech for the
+        reply; one that does not (OpenAI's) continues the calling speech. Either way the
+        goodbye is over when both have played out.
+        """
+        calling = context.speech_handle
+        later: list[SpeechHandle] = []
+
+        def on_created(event: SpeechCreatedEvent) -> None:
+            if event.speech_handle is not calling:
+                later.append(event.speech_handle)
+
+        self.session.on("speech_created", on_created)
+
+        async def end() -> None:
+            try:
+                await asyncio.wait_for(calling.wait_for_playout(), _GOODBYE_TIMEOUT_S)
+                for speech in later:
+                    await asyncio.wait_for(speech.wait_for_playout(), _GOODBYE_TIMEOUT_S)
+            except TimeoutError:
+                logger.warning("room %s: the goodbye did not end; closing anyway", self.room)
+            finally:
+                self.session.off("speech_created", on_created)
+            await self._spec.delete_room(self.room)
+
+        self._keep(end())
+
+    def _where(self) -> dict[str, str]:
+        return {"room": self.room, "role": self.role.name, "role_version": self._applied}
 
     async def _advertise(self) -> None:
         await self._ctx.room.local_participant.set_attributes(
@@ -172,6 +251,7 @@ class Conversation:
         if item.role == "user":
             self._turn = self._applied
         self._spec.record(
+            "turns",
             {
                 "room": self.room,
                 "role": self.role.name,
@@ -179,7 +259,7 @@ class Conversation:
                 "speaker": "agent" if item.role == "assistant" else "user",
                 "text": item.text_content or "",
                 "at": item.created_at,
-            }
+            },
         )
 
 

@@ -128,6 +128,15 @@ def open_notebook(page: Page, url: str) -> None:
     )
 
 
-def run_command(page: Page, command: str, args: dict[str, object] | None = None) -> None:
-    """Execute a JupyterLab command, as a menu item or shortcut would."""
-    page.evaluate("([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}])
+def run_command(
+    page: Page, command: str, args: dict[str, object] | None = None, *, wait: bool = True
+) -> None:
+    """Execute a JupyterLab command, as a menu item or shortcut would.
+
+    With ``wait`` this returns when the command is done (for a run command: when its cells
+    have run); without, as soon as it has started.
+    """
+    script = "([c, a]) => window.jupyterapp.commands.execute(c, a)"
+    if not wait:
+        script = "([c, a]) => { window.jupyterapp.commands.execute(c, a); }"
+    page.evaluate(script, [command, args or {}])

@@ -168,12 +168,12 @@ def test_role_tools_run_in_the_kernel_and_on_the_client(tmp_path, participant_in
         "tools:\n"
         "  - name: add\n    description: Add two numbers.\n    python: calc_tools:add\n"
         "    parameters: {type: object, properties: {a: {type: number}, b: {type: number}}}\n"
-        "  - name: show\n    description: Show a note on screen.\n    ui: show_note\n"
+        "  - name: show\n    description: Show a note on screen.\n    ui: save_note\n"
         "    parameters: {type: object, properties: {text: {type: string}}}\n"
     )
     with rico_lab.Lab(roles_dir=tmp_path) as lab:
         p = participant_in(lab, "calc")
-        shown = p.handle_rpc("show_note", "shown on screen")
+        shown = p.handle_rpc("save_note", "shown on screen")
         p.wait_for("the greeting", p.greeted)
         p.type('/call add {"a": 2, "b": 3}')
         p.wait_for("the tool's result", lambda: "The tool add returned 5." in p.agent_lines())

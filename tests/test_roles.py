@@ -1,4 +1,6 @@
+import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +54,7 @@ def test_folder_role_with_a_csv_menu_and_a_python_tool(tmp_path):
               type: object
               properties: {item: {type: string}}
               required: [item]
-            ui: order.add
+            ui: show_table
           - name: total
             description: Count the items.
             python: shop_tools:total
@@ -61,7 +63,7 @@ def test_folder_role_with_a_csv_menu_and_a_python_tool(tmp_path):
     role = load_role("shop", tmp_path)
     assert "- soup: 4" in role.render() and "- bread: 2" in role.render()
     assert [t.name for t in role.tools] == ["add_item", "total"]
-    assert role.tools[0].ui == "order.add" and role.tools[1].function(["a", "b"]) == 2
+    assert role.tools[0].ui == "show_table" and role.tools[1].function(["a", "b"]) == 2
 
 
 def test_model_settings_become_realtime_model_options(tmp_path):
@@ -107,9 +109,9 @@ BAD = {
     "template syntax": ("greeting: hi\ninstructions: |\n  line one\n  {% if %}\n", 4, "field 'instructions': template error"),
     "template variable": ("instructions: Sell {{ menu }}\n", 1, "'menu' is undefined"),
     "missing data file": ("instructions: hi\ndata: menu.csv\n", 2, "data file .*menu.csv does not exist"),
-    "tool without action": ("instructions: hi\ntools:\n  - name: t\n    description: d\n", 3, "field 'tools.0'"),
-    "tool schema invalid": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: x\n    parameters: {type: object, properties: 3}\n", 6, "'tools.0.parameters' of tool 't' is not a valid JSON Schema"),
-    "tool schema not object": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: x\n    parameters: {type: string}\n", 6, "must have type: object"),
+    "unknown client method": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: show_markdwn\n", 5, "field 'tools.0.ui': 'show_markdwn' is not one of \\['show_markdown'"),
+    "tool schema invalid": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: ask\n    parameters: {type: object, properties: 3}\n", 6, "'tools.0.parameters' of tool 't' is not a valid JSON Schema"),
+    "tool schema not object": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: ask\n    parameters: {type: string}\n", 6, "must have type: object"),
     "handler not importable": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: no_such_module:f\n", 5, "'tools.0.python': cannot import 'no_such_module'"),
     "handler missing": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: json:no_such_function\n", 5, "'json' has no function 'no_such_function'"),
 }  # fmt: skip
@@ -140,7 +142,7 @@ def test_round_trip_load_edit_save_load(tmp_path):
           - name: show
             description: Show text.
             parameters: {type: object, properties: {text: {type: string}}}
-            ui: show
+            ui: show_markdown
         """,
     )
     role = load_role("r", tmp_path)
@@ -151,6 +153,16 @@ def test_round_trip_load_edit_save_load(tmp_path):
     assert text.index("description") < text.index("model") < text.index("instructions")
     again = load_role("r", tmp_path)
     assert again.to_dict() == role.to_dict() and again.version == role.version
+
+
+def test_a_tool_bound_to_a_client_method_takes_its_arguments_by_default(tmp_path):
+    write(
+        tmp_path, "n", "instructions: hi\ntools:\n  - {name: note, description: d, ui: save_note}\n"
+    )
+    role = load_role("n", tmp_path)
+    assert role.tools[0].parameters["required"] == ["text"]
+    assert "parameters" not in role.save().read_text()  # the default is not written out
+    assert load_role("n", tmp_path).to_dict() == role.to_dict()
 
 
 def test_an_invalid_edit_raises_and_keeps_the_last_good_role(tmp_path):
@@ -174,7 +186,9 @@ def test_roles_lists_every_role_and_the_broken_ones_with_their_error(tmp_path):
     write(tmp_path, "b", "instructions: [\n")
     (tmp_path / "c").mkdir()
     write(
-        tmp_path / "c", "role", "instructions: hi\ntools:\n  - {name: t, description: d, ui: x}\n"
+        tmp_path / "c",
+        "role",
+        "instructions: hi\ntools:\n  - {name: t, description: d, ui: save_note}\n",
     )
     table = roles(tmp_path)
     assert list(table["name"]) == ["a", "b", "c"]
@@ -189,3 +203,25 @@ def test_role_shows_as_html_with_its_rendered_prompt(tmp_path):
     write(tmp_path, "h", "instructions: Sell <b>{{ item }}</b>\ndata: {item: soup}\n")
     page = load_role("h", tmp_path)._repr_html_()
     assert "Sell &lt;b&gt;soup&lt;/b&gt;" in page and "role h" in page
+
+
+def test_role_modules_are_their_own_and_reload_when_edited(tmp_path):
+    for name, answer in (("a", 1), ("b", 2)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "tools.py").write_text(
+            f"calls = []\ndef f():\n    calls.append(1)\n    return {answer}\n"
+        )
+        write(
+            folder,
+            "role",
+            "instructions: hi\ntools:\n  - {name: f, description: d, python: tools:f}\n",
+        )
+    a, b = load_role("a", tmp_path), load_role("b", tmp_path)
+    assert (a.tools[0].function(), b.tools[0].function()) == (1, 2)
+    a.instructions = "hello"  # the module is unchanged: same function, state kept
+    assert a.tools[0].function.__globals__["calls"] == [1]
+    source = tmp_path / "a" / "tools.py"
+    source.write_text("def f():\n    return 'edited'\n")
+    os.utime(source, (time.time() + 5, time.time() + 5))  # a new mtime even on coarse clocks
+    assert load_role("a", tmp_path).tools[0].function() == "edited"
