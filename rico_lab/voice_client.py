@@ -50,6 +50,7 @@ class VoiceClient(anywidget.AnyWidget):
     mic = traitlets.Unicode("off").tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     transcript = traitlets.List(traitlets.Dict()).tag(sync=True)
+    role_version = traitlets.Unicode("").tag(sync=True)
 
     #: Set by the lab: moves the conversation to another role when ``role`` is assigned.
     switch_role: Callable[[str], None] | None = None

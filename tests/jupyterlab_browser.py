@@ -37,7 +37,8 @@ def fake_microphone(wav: Path) -> list[str]:
     return [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
+        # played once: a looping sentence would talk over later typed turns and tools
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
     ]
 
 

@@ -29,7 +29,7 @@ RATE = 48000
 
 @pytest.fixture(scope="module")
 def user_wav(tmp_path_factory):
-    """What the fake microphone plays, in a loop: quiet while the agent greets, then a
+    """What the fake microphone plays, once: quiet while the agent greets, then a
     sentence, then quiet long enough for the turn to end."""
     sentence = synthesize("Hello there. What can you do for me today?", sample_rate=RATE)
     quiet = np.zeros(RATE * 8, np.int16)
@@ -110,11 +110,7 @@ def test_spoken_turn_shows_user_line_and_agent_reply(lab_page):
 
 def test_typed_message_gets_a_reply(lab_page):
     _, page = lab_page
-    # typing while the agent speaks would interrupt it; wait for its turn to end
-    expect(client(page)).to_have_attribute("data-agent-state", "listening", timeout=30_000)
-    box = client(page).locator(".rico-text-input")
-    box.fill("What is two plus two?")
-    box.press("Enter")
+    type_to_agent(page, "What is two plus two?")
     expect(
         client(page).locator(".rico-line.rico-user", has_text="What is two plus two?")
     ).to_be_visible()
@@ -125,6 +121,10 @@ def test_typed_message_gets_a_reply(lab_page):
 
 
 def type_to_agent(page: Page, text: str) -> None:
+    """Type once the microphone's one sentence has been answered and the agent has finished
+    speaking: speech, or typing, while the agent speaks interrupts it."""
+    spoken = client(page).locator(".rico-line.rico-agent", has_text=re.compile(r"I heard"))
+    expect(spoken.first).to_be_visible(timeout=60_000)
     expect(client(page)).to_have_attribute("data-agent-state", "listening", timeout=30_000)
     box = client(page).locator(".rico-text-input")
     box.fill(text)
@@ -153,6 +153,20 @@ def test_ask_waits_for_the_users_click_and_returns_it(lab_page):
     choice.click()
     reply = client(page).locator(".rico-line.rico-agent", has_text="The tool ask returned blue.")
     expect(reply).to_be_visible(timeout=30_000)
+
+
+def test_a_failing_tool_is_shown_and_the_conversation_goes_on(lab_page):
+    _, page = lab_page
+    type_to_agent(page, '/call ask {"question": "Pick one"}')  # no choices: the client refuses
+    error = client(page).locator(".rico-error")
+    expect(error).to_contain_text("Tool ask failed:", timeout=30_000)
+    expect(error).to_contain_text("exactly one of 'choices'")
+    # the conversation goes on (what the model is told: tests/test_tools.py; here the looping
+    # fake microphone may talk over the agent's reading of it)
+    agent_lines = client(page).locator(".rico-line.rico-agent")
+    said = agent_lines.count()
+    type_to_agent(page, "still there?")
+    expect(agent_lines).not_to_have_count(said, timeout=30_000)
 
 
 def contrast(page: Page, selector: str) -> float:

@@ -1,8 +1,9 @@
 // The anywidget front-end module of rico_lab's voice client: joins one LiveKit room with the
 // token from lab.join(), plays and measures the agent's audio, publishes the microphone,
-// shows agent state and the live transcript, and sends typed text. Media and text go
-// browser <-> LiveKit over WebRTC, never through the kernel, so they keep flowing while a
-// cell runs; only state, the transcript and commands travel over the widget comm.
+// shows agent state, the agent's role and the live transcript, sends typed text, and
+// answers the agent's UI calls (ui_methods.ts). Media, text and those calls go browser <->
+// LiveKit over WebRTC, never through the kernel, so they keep flowing while a cell runs;
+// only state, the transcript and commands travel over the widget comm.
 
 import { AgentAudio } from "./audio";
 import type { Command, LiveState, Model, TranscriptLine } from "./model";
@@ -10,7 +11,15 @@ import { VoiceRoom } from "./room";
 import { injectStyle } from "./style";
 import { Transcript } from "./transcript";
 import { Panels } from "./ui_methods";
-import { buildView, showHeader, showMeasures, showState, type View } from "./view";
+import {
+  buildView,
+  showAgentRole,
+  showHeader,
+  showMeasures,
+  showNotice,
+  showState,
+  type View,
+} from "./view";
 
 /** Analyser tick and data-* refresh; the tests count on at most 200 ms. */
 const MEASURE_MS = 50;
@@ -19,18 +28,36 @@ const TRANSCRIPT_MS = 250;
 
 /** What tools.py sends a UI method: the model's arguments, and a Python function's result. */
 interface UiCall {
-  arguments?: Record<string, unknown>;
+  arguments: Record<string, unknown>;
   result?: unknown;
+}
+
+function parseCall(payload: string): UiCall {
+  let call: unknown;
+  try {
+    call = JSON.parse(payload);
+  } catch {
+    throw new Error("the call's payload is not JSON");
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    !!v && typeof v === "object" && !Array.isArray(v);
+  if (!isObject(call)) throw new Error("the call's payload must be {arguments, result?}");
+  const args = call.arguments ?? {};
+  if (!isObject(args)) throw new Error("the call's arguments must be an object");
+  return { arguments: args, result: call.result };
 }
 
 class VoiceClient {
   private readonly room: VoiceRoom;
   private readonly audio: AgentAudio;
+  private readonly panels: Panels;
   private readonly transcript: Transcript;
   private readonly timers: number[];
   private readonly disposers: (() => void)[] = [];
   private transcriptDirty = false;
   private playbackBlocked = false;
+  /** The reason end_session gave, for the notice when the session is over. */
+  private endReason = "";
 
   constructor(
     private readonly model: Model,
@@ -52,13 +79,26 @@ class VoiceClient {
         this.playbackBlocked = blocked;
         this.showAudioButton();
       },
+      agentRole: (role, version) => this.onAgentRole(role, version),
+      ended: () => {
+        const why = this.endReason ? `: ${this.endReason}` : ".";
+        showNotice(view, `The agent ended the session${why}`, "ended");
+      },
     });
 
     // a role's `ui:` tools call these over RPC with {arguments, result?}
-    for (const [name, method] of Object.entries(new Panels(view.panels).methods())) {
-      this.room.serve(name, (payload) => {
-        const call = JSON.parse(payload) as UiCall;
-        return method(call.arguments ?? {}, call.result);
+    this.panels = new Panels(view.panels, {
+      ending: (reason) => {
+        this.endReason = reason;
+        this.room.expectEnd();
+        const why = reason ? `: ${reason}` : ".";
+        showNotice(view, `The agent is ending the session${why}`, "ending");
+      },
+    });
+    for (const [name, method] of Object.entries(this.panels.methods())) {
+      this.room.serve(name, async (payload) => {
+        const call = parseCall(payload);
+        return method(call.arguments, call.result);
       });
     }
 
@@ -95,6 +135,8 @@ class VoiceClient {
 
   connect(): Promise<void> {
     const { model } = this;
+    this.endReason = "";
+    showNotice(this.view, "");
     return this.room.connect(model.get("url"), model.get("token"), model.get("agent_timeout_s"));
   }
 
@@ -102,6 +144,7 @@ class VoiceClient {
     for (const timer of this.timers) window.clearInterval(timer);
     for (const dispose of this.disposers) dispose();
     this.room.close();
+    this.panels.cancel("the voice client was closed");
     this.audio.close();
     this.transcript.close();
     const { status, mic } = this.room.state;
@@ -151,6 +194,18 @@ class VoiceClient {
     }
     if (changed) this.model.save_changes();
     showState(this.view, state);
+    if (state.status === "disconnected" || state.status === "error") {
+      this.panels.cancel("the user left the conversation before answering");
+    }
+  }
+
+  private onAgentRole(role: string, version: string): void {
+    const { dataset } = this.view.root;
+    if (dataset.role === role && dataset.roleVersion === version) return;
+    showAgentRole(this.view, role, version);
+    if (this.model.get("role_version") === version) return;
+    this.model.set("role_version", version);
+    this.model.save_changes();
   }
 
   private onLine(line: TranscriptLine): void {

@@ -27,6 +27,8 @@ export interface VoiceClientState {
   mic: Mic;
   error: string;
   transcript: TranscriptLine[];
+  /** The role version the agent last advertised (its `rico_lab.role_version` attribute). */
+  role_version: string;
 }
 
 /** The browser-owned keys that follow the LiveKit connection. */

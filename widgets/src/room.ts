@@ -1,6 +1,7 @@
-// The LiveKit side of one client: its own Room, the agent participant it waits for, the
-// microphone, typed text out and transcription streams in. It reports everything through
-// RoomOutputs and knows nothing of the DOM or the anywidget model.
+// The LiveKit side of one client: its own Room, the agent participant it waits for (and
+// what its attributes say: state, role, model and tool errors), the microphone, typed text
+// out and transcription streams in. It reports everything through RoomOutputs and knows
+// nothing of the DOM or the anywidget model.
 
 import {
   ConnectionError,
@@ -28,10 +29,27 @@ export interface RoomOutputs {
   line(line: TranscriptLine): void;
   /** The browser refused to start playback until the user clicks. */
   playbackBlocked(blocked: boolean): void;
+  /** The agent advertised the role it runs and that role's version. */
+  agentRole(role: string, version: string): void;
+  /** The session ended the way the agent meant it to: end_session, then the room closed. */
+  ended(): void;
 }
 
 /** Who set the error on show, so that resolving one problem clears only its own message. */
-type ErrorSource = "connect" | "agent" | "model" | "mic" | "send" | "disconnect";
+type ErrorSource = "connect" | "agent" | "model" | "tool" | "mic" | "send" | "disconnect";
+
+/** Agent attributes shown in the error line while set, and how each is worded. */
+const ERROR_ATTRIBUTES: Record<string, ["model" | "tool", (value: string) => string]> = {
+  "rico_lab.error": ["model", (value) => `Model error: ${value}`],
+  "rico_lab.tool_error": ["tool", toolFailure],
+};
+
+/** How the room goes away after end_session: the agent deletes it. */
+const ENDING_REASONS = new Set([
+  DisconnectReason.ROOM_DELETED,
+  DisconnectReason.ROOM_CLOSED,
+  DisconnectReason.PARTICIPANT_REMOVED,
+]);
 
 const TRANSCRIPTION = "lk.transcription";
 
@@ -44,8 +62,10 @@ export class VoiceRoom {
   private opening: Promise<boolean> | null = null;
   private agentIdentity = "";
   private agentTimer: number | undefined;
-  /** The last `rico_lab.error` attribute seen, so an unchanged one is not shown again. */
-  private modelError = "";
+  /** The error attributes last seen, so an unchanged one is not shown again. */
+  private readonly errorAttributes = new Map<string, string>();
+  /** end_session was called: the agent leaving and the room closing end the session. */
+  private ending = false;
   /** Typed lines get ids of their own; the time part keeps them apart across re-renders. */
   private typed = 0;
 
@@ -121,6 +141,14 @@ export class VoiceRoom {
     this.unlisten.push(() => this.room.unregisterRpcMethod(method));
   }
 
+  /**
+   * The agent called end_session: from now on its leaving and the room's deletion are the
+   * normal end of this session, not errors. A new connect forgets this.
+   */
+  expectEnd(): void {
+    this.ending = true;
+  }
+
   async startAudio(): Promise<void> {
     await this.room.startAudio();
     this.out.playbackBlocked(!this.room.canPlaybackAudio);
@@ -135,6 +163,7 @@ export class VoiceRoom {
 
   private async open(url: string, token: string, agentTimeoutS: number): Promise<boolean> {
     this.clearError();
+    this.ending = false;
     if (!url || !token) {
       this.fail("connect", "This client has no LiveKit URL or token — make it with the lab.", {
         status: "error",
@@ -213,17 +242,28 @@ export class VoiceRoom {
     if (participant.identity !== this.agentIdentity) return;
     const attributes = participant.attributes;
     this.set({ agent_state: attributes["lk.agent.state"] || "initializing" });
-    const failure = attributes["rico_lab.error"] ?? "";
-    if (failure === this.modelError) return;
-    this.modelError = failure;
-    if (failure) this.fail("model", `Model error: ${failure}`);
-    else this.clearError("model");
+    const role = attributes["rico_lab.role"] ?? "";
+    const version = attributes["rico_lab.role_version"] ?? "";
+    if (role || version) this.out.agentRole(role, version);
+    for (const [key, [source, describe]] of Object.entries(ERROR_ATTRIBUTES)) {
+      const value = attributes[key] ?? "";
+      if (value === (this.errorAttributes.get(key) ?? "")) continue;
+      this.errorAttributes.set(key, value);
+      if (value) this.fail(source, describe(value));
+      else this.clearError(source);
+    }
   }
 
   private onParticipantLeft(participant: RemoteParticipant): void {
     if (participant.identity !== this.agentIdentity) return;
     this.agentIdentity = "";
-    this.modelError = "";
+    this.errorAttributes.clear();
+    if (this.ending) {
+      // the goodbye is said and the room is closing: leave it rather than wait alone
+      this.set({ agent_state: "" });
+      void this.room.disconnect();
+      return;
+    }
     this.fail("agent", "The agent left the conversation — is the lab still running?", {
       agent_state: "",
     });
@@ -238,12 +278,19 @@ export class VoiceRoom {
   private onDisconnected(reason?: DisconnectReason): void {
     window.clearTimeout(this.agentTimer);
     this.agentIdentity = "";
-    this.modelError = "";
+    this.errorAttributes.clear();
     const mic = this.live.mic === "on" ? "off" : this.live.mic;
     // a failed connect also lands here; open() reports that one itself
     if (this.opening) return;
     const change: Partial<LiveState> = { status: "disconnected", agent_state: "", mic };
-    if (reason === undefined || reason === DisconnectReason.CLIENT_INITIATED) {
+    const normal = reason === undefined || reason === DisconnectReason.CLIENT_INITIATED;
+    if (this.ending && (normal || ENDING_REASONS.has(reason))) {
+      // what went wrong during the session no longer applies to it
+      this.ending = false;
+      this.errorSource = null;
+      this.set({ ...change, error: "" });
+      this.out.ended();
+    } else if (normal) {
       this.set(change);
     } else {
       this.fail("disconnect", `Disconnected by the server: ${disconnectReason(reason)}.`, change);
@@ -303,6 +350,19 @@ export class VoiceRoom {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The `rico_lab.tool_error` attribute: JSON {tool, message, n} from the agent. */
+function toolFailure(value: string): string {
+  try {
+    const { tool, message } = JSON.parse(value) as { tool?: unknown; message?: unknown };
+    if (typeof tool === "string" && typeof message === "string") {
+      return `Tool ${tool} failed: ${message}`;
+    }
+  } catch {
+    // not JSON: shown as it is, below
+  }
+  return `A tool failed: ${value}`;
 }
 
 function connectFailure(url: string, error: unknown): string {

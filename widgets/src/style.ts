@@ -1,8 +1,8 @@
 // Styles scoped to .rico-voice-client, built on JupyterLab's theme variables (with light
 // fallbacks for other hosts). Text is always a --jp-ui-font-color on a --jp-layout-color, the
 // pairs the themes keep readable; colours that do not flip with the theme (brand, warn,
-// success, error) only mark borders and dots, except the local-model badge, which is black
-// on orange in every theme so it cannot be missed.
+// success, error, info) only mark borders and dots, except the local-model badge, which is
+// black on orange in every theme so it cannot be missed.
 
 const CSS = `
 .rico-voice-client {
@@ -94,7 +94,8 @@ const CSS = `
 }
 .rico-voice-client button:hover:not(:disabled) { background: var(--jp-layout-color2, #eee); }
 .rico-voice-client button:disabled { opacity: 0.5; cursor: default; }
-.rico-voice-client button:focus-visible, .rico-voice-client .rico-text-input:focus {
+.rico-voice-client button:focus-visible, .rico-voice-client .rico-text-input:focus,
+.rico-voice-client .rico-field-input:focus {
   outline: 2px solid var(--jp-brand-color1, #1976d2);
   outline-offset: 1px;
 }
@@ -131,9 +132,24 @@ const CSS = `
   border-bottom: 1px solid var(--jp-border-color2, #e0e0e0);
 }
 .rico-voice-client .rico-error:empty { display: none; }
+.rico-voice-client .rico-notice {
+  padding: 4px 8px;
+  color: var(--jp-ui-font-color0, #000);
+  background: var(--jp-layout-color1, #fff);
+  border-left: 4px solid var(--jp-info-color1, #0288d1);
+  border-bottom: 1px solid var(--jp-border-color2, #e0e0e0);
+}
+.rico-voice-client .rico-notice[data-kind="ending"] {
+  border-left-color: var(--jp-warn-color1, #f57c00);
+}
+.rico-voice-client .rico-notice:empty { display: none; }
+.rico-voice-client .rico-role-badge {
+  font-family: var(--jp-code-font-family, monospace);
+  font-size: 0.8em;
+}
 .rico-voice-client .rico-panels {
   flex: 0 0 auto;
-  max-height: 140px;
+  max-height: 180px;
   overflow-y: auto;
   display: flex;
   flex-direction: column;
@@ -177,6 +193,49 @@ const CSS = `
 .rico-voice-client .rico-choice.rico-chosen {
   font-weight: 600;
   border: 2px solid var(--jp-brand-color1, #1976d2);
+}
+/* the answer given stays readable once the question is closed */
+.rico-voice-client .rico-choice.rico-chosen:disabled { opacity: 1; }
+.rico-voice-client .rico-image {
+  display: block;
+  max-width: 100%;
+  max-height: 150px;
+  object-fit: contain;
+}
+.rico-voice-client .rico-form {
+  display: flex;
+  flex-wrap: wrap;
+  align-items: flex-end;
+  gap: 6px 10px;
+  margin-top: 4px;
+}
+.rico-voice-client .rico-field { display: flex; flex-direction: column; gap: 2px; }
+.rico-voice-client .rico-field-label {
+  font-size: 0.85em;
+  color: var(--jp-ui-font-color1, #222);
+}
+.rico-voice-client .rico-field-input {
+  font: inherit;
+  width: 12em;
+  padding: 2px 6px;
+  border-radius: 4px;
+  color: var(--jp-ui-font-color0, #000);
+  background: var(--jp-layout-color1, #fff);
+  border: 1px solid var(--jp-border-color1, #bdbdbd);
+}
+.rico-voice-client .rico-field-input:disabled { color: var(--jp-ui-font-color1, #222); }
+.rico-voice-client .rico-submit { font-weight: 600; border-color: var(--jp-brand-color1, #1976d2); }
+.rico-voice-client .rico-notes {
+  margin: 0;
+  padding-left: 1.4em;
+  max-height: 96px;
+  overflow-y: auto;
+}
+.rico-voice-client .rico-note + .rico-note { margin-top: 3px; }
+.rico-voice-client .rico-note-title { font-weight: 600; }
+.rico-voice-client .rico-note-text, .rico-voice-client .rico-panel-title {
+  white-space: pre-wrap;
+  overflow-wrap: anywhere;
 }
 .rico-voice-client .rico-transcript {
   flex: 1 1 auto;

@@ -1,6 +1,7 @@
-// The client's DOM: a header (role, model badge, status and agent-state pills), a control
-// row (connect, mic, audio meter), an error line, the panels the agent's tools fill, the
-// transcript pane and the text composer.
+// The client's DOM: a header (role, the role and version the agent runs, model badge,
+// status and agent-state pills), a control row (connect, mic, audio meter), an error line,
+// a notice line (the session's end), the panels the agent's tools fill, the transcript pane
+// and the text composer.
 // Class names are stable: the browser tests and users' own CSS select on them.
 
 import type { LiveState } from "./model";
@@ -8,6 +9,7 @@ import type { LiveState } from "./model";
 export interface View {
   root: HTMLElement;
   role: HTMLElement;
+  roleBadge: HTMLElement;
   badge: HTMLElement;
   status: HTMLElement;
   state: HTMLElement;
@@ -17,6 +19,7 @@ export interface View {
   meter: HTMLElement;
   meterFill: HTMLElement;
   error: HTMLElement;
+  notice: HTMLElement;
   panels: HTMLElement;
   transcript: HTMLElement;
   input: HTMLInputElement;
@@ -39,11 +42,14 @@ export function buildView(doc: Document): View {
   };
   const root = make("div", "rico-voice-client");
   const role = make("span", "rico-role");
+  const roleBadge = make("span", "rico-pill rico-role-badge");
+  roleBadge.hidden = true;
+  roleBadge.title = "The role and role version the agent runs now";
   const badge = make("span", "rico-pill rico-model-badge");
   const status = make("span", "rico-pill rico-status");
   const state = make("span", "rico-pill rico-state");
   const header = make("div", "rico-header");
-  header.append(role, badge, make("span", "rico-spacer"), status, state);
+  header.append(role, roleBadge, badge, make("span", "rico-spacer"), status, state);
 
   const connect = make("button", "rico-connect", "Connect");
   const mic = make("button", "rico-mic", "Mic off");
@@ -63,6 +69,8 @@ export function buildView(doc: Document): View {
 
   const error = make("div", "rico-error");
   error.setAttribute("role", "alert");
+  const notice = make("div", "rico-notice");
+  notice.setAttribute("role", "status");
   const panels = make("div", "rico-panels");
   const transcript = make("div", "rico-transcript");
   transcript.setAttribute("aria-live", "polite");
@@ -74,10 +82,11 @@ export function buildView(doc: Document): View {
   const composer = make("div", "rico-composer");
   composer.append(input, send);
 
-  root.append(header, controls, error, panels, transcript, composer);
+  root.append(header, controls, error, notice, panels, transcript, composer);
   return {
     root,
     role,
+    roleBadge,
     badge,
     status,
     state,
@@ -87,6 +96,7 @@ export function buildView(doc: Document): View {
     meter,
     meterFill,
     error,
+    notice,
     panels,
     transcript,
     input,
@@ -104,6 +114,24 @@ export function showHeader(view: View, role: string, modelLabel: string, room: s
   view.badge.title = local
     ? "Answered by rico_lab's local stand-in model, not OpenAI (set OPENAI_API_KEY for OpenAI)"
     : "Answered by the OpenAI Realtime API";
+}
+
+/**
+ * What the agent says it runs (its `rico_lab.role` and `rico_lab.role_version` attributes):
+ * the badge, and data-role / data-role-version on the root for tests and users' CSS.
+ */
+export function showAgentRole(view: View, role: string, version: string): void {
+  const { root, roleBadge } = view;
+  root.dataset.role = role;
+  root.dataset.roleVersion = version;
+  roleBadge.textContent = [role, version && `v${version}`].filter(Boolean).join(" · ");
+  roleBadge.hidden = !roleBadge.textContent;
+}
+
+/** A line about the session itself ("" hides it); ``kind`` is its data-kind, for styles. */
+export function showNotice(view: View, text: string, kind = ""): void {
+  view.notice.textContent = text;
+  view.notice.dataset.kind = kind;
 }
 
 const CONNECT_LABELS: Partial<Record<LiveState["status"], string>> = {
