@@ -5,6 +5,7 @@ from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerE
 from .lab import JoinInfo, Lab
 from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
+from .record import Log, load_log
 from .roles import Role, load_role, roles
 
 __all__ = [
@@ -14,11 +15,13 @@ __all__ = [
     "LiveKitServerError",
     "LocalRealtimeServer",
     "LocalScript",
+    "Log",
     "ModelError",
     "Role",
     "RoleError",
     "WorkerError",
     "load_ipython_extension",
+    "load_log",
     "load_role",
     "roles",
 ]

@@ -27,6 +27,7 @@ from .errors import LabError, LiveKitServerError, ModelError
 from .livekit_server import LiveKitServer
 from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
+from .record import Log
 from .roles import Role, default_roles_dir, load_role
 from .worker import AGENT_NAME, AgentSpec, Conversation, Worker
 
@@ -62,6 +63,8 @@ class Lab:
     Args:
         port: port for the embedded LiveKit server; 0 picks a free one.
         roles_dir: folder of ``<role>.yaml`` files; default :func:`default_roles_dir`.
+        runs_dir: where each conversation's events are written; default ``runs/`` beside
+            the roles folder.
         script: what the local model says; ignored when OpenAI answers.
         timeout: seconds to wait for each part to start.
 
@@ -74,17 +77,16 @@ class Lab:
         *,
         port: int = 0,
         roles_dir: str | Path | None = None,
+        runs_dir: str | Path | None = None,
         script: LocalScript | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
         self.errors: list[str] = []
-        #: every user and agent turn of every conversation, with the role version it ran under
-        self.turns: list[dict[str, Any]] = []
-        #: every tool call: arguments, result or error, duration, role version
-        self.tool_calls: list[dict[str, Any]] = []
-        #: the notes tools saved with the client's save_note
-        self.notes: list[dict[str, Any]] = []
+        runs = Path(runs_dir) if runs_dir is not None else self.roles_dir.parent / "runs"
+        #: every event of every conversation, as DataFrames (``lab.log.turns``, ...) and as
+        #: one JSON-lines file per conversation in ``runs_dir``
+        self.log = Log(runs)
         self._tool_handlers: dict[str, list[Callable[..., Any]]] = {}
         self._roles: dict[str, Role] = {}
         self._conversations: dict[str, Conversation] = {}
@@ -139,7 +141,7 @@ class Lab:
             make_model=make_model,
             model_label=self.model,
             on_error=self._on_error,
-            record=lambda table, row: getattr(self, table).append(row),
+            log=self.log,
             register=lambda c: self._conversations.__setitem__(c.room, c),
             forget=lambda c: self._conversations.pop(c.room, None),
             handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
@@ -269,6 +271,7 @@ class Lab:
         if self.realtime_server is not None and self._loop.alive:
             self._loop.run(self.realtime_server.aclose(), 10)
         self._loop.stop()
+        self.log.close()
         if self.livekit_server is not None:
             self.livekit_server.stop()
 

@@ -65,16 +65,18 @@ def function_tools(tools: tuple[Tool, ...], host: ToolHost) -> list[llm.Tool]:
 def _function_tool(tool: Tool, host: ToolHost) -> llm.Tool:
     async def call(raw_arguments: dict[str, object], context: RunContext) -> str:
         started, clock = time.time(), time.perf_counter()
-        record: dict[str, Any] = {"tool": tool.name, "arguments": raw_arguments, "at": started}
+        record: dict[str, Any] = {"tool": tool.name, "arguments": raw_arguments, "started": started}
+        timing: dict[str, float] = {}
         try:
-            result = await _perform(tool, host, dict(raw_arguments))
+            result = await _perform(tool, host, dict(raw_arguments), timing)
         except llm.ToolError as exc:
             record.update(result=None, error=exc.message)
             raise
         else:
             record.update(result=result, error=None)
         finally:
-            host.tool_done({**record, "duration_s": time.perf_counter() - clock})
+            duration = time.perf_counter() - clock
+            host.tool_done({**record, "duration_s": duration, "rpc_s": timing.get("rpc_s")})
         if tool.ui == "save_note":
             host.note(dict(raw_arguments))
         if tool.ui == "end_session":
@@ -86,7 +88,9 @@ def _function_tool(tool: Tool, host: ToolHost) -> llm.Tool:
     return llm.function_tool(call, raw_schema=schema)
 
 
-async def _perform(tool: Tool, host: ToolHost, arguments: dict[str, Any]) -> str:
+async def _perform(
+    tool: Tool, host: ToolHost, arguments: dict[str, Any], timing: dict[str, float]
+) -> str:
     """Run every part of ``tool``; the result is the first part's answer, as text."""
     answers: list[Any] = []
     if tool.function is not None:
@@ -98,7 +102,11 @@ async def _perform(tool: Tool, host: ToolHost, arguments: dict[str, Any]) -> str
             answers.append(answer)
     if tool.ui is not None:
         shown = answers[0] if answers else None
-        answers.append(await _call_client(tool, host, arguments, shown, bool(answers)))
+        sent = time.perf_counter()
+        try:
+            answers.append(await _call_client(tool, host, arguments, shown, bool(answers)))
+        finally:
+            timing["rpc_s"] = time.perf_counter() - sent
     if tool.function is None and tool.ui is None and not handlers:
         raise llm.ToolError(
             f"tool {tool.name} has nothing to run: its role gives it no python: or ui:, and "

@@ -7,7 +7,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +24,12 @@ from livekit.agents import (
     llm,
 )
 from livekit.agents.llm import ChatMessage, RealtimeModel
-from livekit.agents.voice import SpeechCreatedEvent, SpeechHandle
+from livekit.agents.metrics.usage import LLMModelUsage
+from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
 
 from ._loop_thread import LoopThread
 from .errors import WorkerError
+from .record import Log
 from .roles import Role
 from .tools import function_tools
 
@@ -45,16 +46,16 @@ _GOODBYE_TIMEOUT_S = 60.0
 class AgentSpec:
     """What a job needs from the lab: its roles, its model, and where to report trouble.
 
-    ``record(table, row)`` adds a row to one of the lab's records (``"turns"``,
-    ``"tool_calls"``, ``"notes"``); ``handlers(tool)`` gives the notebook's handlers for a
-    tool at the moment it is called; ``delete_room(name)`` closes a room for everyone.
+    ``log`` is where every conversation writes its events; ``handlers(tool)`` gives the
+    notebook's handlers for a tool at the moment it is called; ``delete_room(name)``
+    closes a room for everyone.
     """
 
     load_role: Callable[[str], Role]
     make_model: Callable[[Role], RealtimeModel]
     model_label: str
     on_error: Callable[[str], None]
-    record: Callable[[str, dict[str, Any]], None]
+    log: Log
     register: Callable[[Conversation], None]
     forget: Callable[[Conversation], None]
     handlers: Callable[[str], list[Callable[..., Any]]]
@@ -112,11 +113,17 @@ class Conversation:
         self._showing_tool_error = False
         self.session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
         self.session.on("error", self._on_error)
+        self.session.on("session_usage_updated", self._on_usage)
+        self.session.on("close", lambda event: self._end(event.reason.value))
+        self._ended = False
         self.session.on("conversation_item_added", self._on_item)
 
     async def start(self) -> None:
         """Join the room, greet, and advertise role and model to the client."""
         await self.session.start(agent=self._agent(self.role), room=self._ctx.room)
+        self._write(
+            "session_started", **self._where(), model=self._spec.model_label, user=self.client()
+        )
         await self._advertise()
         self.session.generate_reply(instructions=greeting_instructions(self.role))
 
@@ -124,10 +131,17 @@ class Conversation:
         """Continue this conversation as ``role`` (thread-safe)."""
         self._from_any_thread(self._switch)(role)
 
-    async def close(self, *_: object) -> None:
+    async def close(self, reason: object = "") -> None:
         """The conversation ended: stop following role edits, leave the lab's list."""
         self._unsubscribe()
         self._spec.forget(self)
+        self._end(str(reason or "job ended"))
+
+    def _end(self, reason: str) -> None:
+        """Record the end once: when the session closes (the user left), or else the job."""
+        if not self._ended:
+            self._ended = True
+            self._write("session_ended", reason=reason)
 
     def _from_any_thread(
         self, action: Callable[[Role], Coroutine[Any, Any, None]]
@@ -144,6 +158,7 @@ class Conversation:
         await agent.update_instructions(role.render())
         await agent.update_tools(self._tools(role))
         self._applied = role.version
+        self._write("role_applied", **self._where(), how="edit")
         await self._advertise()
 
     async def _switch(self, role: Role) -> None:
@@ -151,6 +166,7 @@ class Conversation:
         self.role, self._applied = role, role.version
         self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
         self.session.update_agent(self._agent(role))
+        self._write("role_applied", **self._where(), how="switch")
         await self._advertise()
 
     def _agent(self, role: Role) -> Agent:
@@ -177,7 +193,7 @@ class Conversation:
 
     def tool_done(self, call: dict[str, Any]) -> None:
         """Record the call; a failure is also logged and shown in the client until a success."""
-        self._spec.record("tool_calls", {**self._where(), **call})
+        self._write("tool_call", **self._where(), **call)
         error = call.get("error")
         if error:
             self._spec.on_error(f"room {self.room}: tool {call['tool']}: {error}")
@@ -194,7 +210,7 @@ class Conversation:
     def note(self, arguments: dict[str, Any]) -> None:
         """Keep a note the client saved in the lab's ``notes``."""
         note = {"title": arguments.get("title", ""), "text": arguments.get("text", "")}
-        self._spec.record("notes", {**self._where(), **note, "at": time.time()})
+        self._write("note", **self._where(), **note)
 
     def end_after_reply(self, context: RunContext) -> None:
         """Delete the room once the reply to this tool call (the goodbye) has been said.
@@ -226,7 +242,10 @@ class Conversation:
         self._keep(end())
 
     def _where(self) -> dict[str, str]:
-        return {"room": self.room, "role": self.role.name, "role_version": self._applied}
+        return {"role": self.role.name, "role_version": self._applied}
+
+    def _write(self, kind: str, **fields: Any) -> None:
+        self._spec.log.write(self.room, kind, **fields)
 
     async def _advertise(self) -> None:
         await self._ctx.room.local_participant.set_attributes(
@@ -243,6 +262,17 @@ class Conversation:
         # the voice client shows this attribute, so the user sees why the agent is silent
         attributes = {"rico_lab.error": message[:500]}
         self._keep(self._ctx.room.local_participant.set_attributes(attributes))
+        self._write("error", message=message)
+
+    def _on_usage(self, event: SessionUsageUpdatedEvent) -> None:
+        for usage in event.usage.model_usage:
+            if isinstance(usage, LLMModelUsage):
+                self._write(
+                    "usage",
+                    model=usage.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                )
 
     def _on_item(self, event: ConversationItemAddedEvent) -> None:
         item = event.item
@@ -250,16 +280,17 @@ class Conversation:
             return
         if item.role == "user":
             self._turn = self._applied
-        self._spec.record(
-            "turns",
-            {
-                "room": self.room,
-                "role": self.role.name,
-                "role_version": self._turn,
-                "speaker": "agent" if item.role == "assistant" else "user",
-                "text": item.text_content or "",
-                "at": item.created_at,
-            },
+        metrics = dict(item.metrics)
+        self._write(
+            "turn",
+            role=self.role.name,
+            role_version=self._turn,
+            speaker="agent" if item.role == "assistant" else "user",
+            text=item.text_content or "",
+            interrupted=item.interrupted,
+            started=metrics.get("started_speaking_at") or item.created_at,
+            ended=metrics.get("stopped_speaking_at") or item.created_at,
+            metrics=metrics,
         )
 
 

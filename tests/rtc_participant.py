@@ -41,7 +41,12 @@ class VoiceParticipant:
 
     def __post_init__(self) -> None:
         self._thread = LoopThread("test-participant")
-        self.room = rtc.Room(loop=self._thread.loop)
+
+        async def new_room() -> rtc.Room:
+            # made on its own loop: the test's thread may have no event loop at all
+            return rtc.Room(loop=self._thread.loop)
+
+        self.room = self._thread.run(new_room(), timeout=10)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- runs on the participant's own loop -------------------------------------------------

@@ -116,10 +116,9 @@ def test_a_role_edit_reaches_the_live_conversation_on_its_next_turn(tmp_path, pa
         )
         p.type("second")
         p.wait_for("reply 2", lambda: "Turn 2: you wrote: second" in p.agent_lines())
-        p.wait_for(
-            "its record", lambda: any(t["text"] == "Turn 2: you wrote: second" for t in lab.turns)
-        )
-        versions = {t["text"]: t["role_version"] for t in lab.turns if t["room"] == p.info.room}
+        p.wait_for("its record", lambda: "Turn 2: you wrote: second" in set(lab.log.turns["text"]))
+        turns = lab.log.turns
+        versions = dict(turns[turns.session == p.info.room][["text", "role_version"]].values)
         assert versions["first"] == before and versions["second"] == role.version
         assert versions["Turn 1: you wrote: first"] == before
         assert versions["Turn 2: you wrote: second"] == role.version
@@ -149,11 +148,11 @@ def test_switching_role_mid_conversation(tmp_path):
             )
             p.type("hello B")
             p.wait_for("the reply", lambda: "Turn 1: you wrote: hello B" in p.agent_lines())
-            p.wait_for("its record", lambda: any(t["text"] == "hello B" for t in lab.turns))
+            p.wait_for("its record", lambda: "hello B" in set(lab.log.turns["text"]))
         finally:
             p.close()
-        said = [t for t in lab.turns if t["text"] == "hello B"]
-        assert said[0]["role"] == "b" and said[0]["role_version"] == lab.role("b").version
+        said = lab.log.turns.set_index("text").loc["hello B"]
+        assert said["role"] == "b" and said["role_version"] == lab.role("b").version
 
 
 def test_role_tools_run_in_the_kernel_and_on_the_client(tmp_path, participant_in):

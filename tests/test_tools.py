@@ -5,6 +5,7 @@ import json
 import threading
 import time
 
+import numpy as np
 import pytest
 from livekit import rtc
 from rtc_participant import VoiceParticipant
@@ -96,8 +97,10 @@ def test_a_notebook_handler_runs_while_the_main_thread_is_busy(lab, person):
     on_main, at = runs[0]
     assert not on_main and busy_from < at < busy_until
     said(person, "count", "42")
-    call = next(c for c in lab.tool_calls if c["tool"] == "count")
+    calls = lab.log.tool_calls
+    call = calls[calls.tool == "count"].iloc[0]
     assert call["arguments"] == {"n": 41} and call["result"] == "42" and call["error"] is None
+    assert call["ok"] and call["duration_s"] > 0 and np.isnan(call["rpc_s"])  # no client call
     assert call["role"] == "tools" and call["role_version"] == lab.role("tools").version
 
 
@@ -163,7 +166,8 @@ def test_a_saved_note_lands_in_the_lab(lab, person):
     answer(person, "save_note", save)
     person.type('/call note {"title": "Idea", "text": "ask about dessert"}')
     said(person, "note", "saved")
-    note = next(n for n in lab.notes if n["room"] == person.info.room)
+    notes = lab.log.notes
+    note = notes[notes.session == person.info.room].iloc[0]
     assert (note["title"], note["text"], note["role"]) == ("Idea", "ask about dessert", "tools")
 
 

@@ -1,0 +1,306 @@
+"""The conversation record: every event of every conversation, on disk and as DataFrames.
+
+Each conversation appends JSON lines to a file of its own under the runs folder, flushed
+per event, so a kernel that dies loses at most the event being written. The frames are
+built from the same events, in memory while the lab runs (the conversation in progress
+included) or from the files later (:func:`load_log`). Columns are listed in
+``docs/record.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+#: Event types, and what each one carries besides ``t`` (epoch seconds), ``session``, ``type``.
+EVENT_TYPES = {
+    "session_started": "role, role_version, model, user",
+    "session_ended": "reason",
+    "role_applied": "role, role_version, how (edit or switch)",
+    "turn": "speaker, text, interrupted, started, ended, role, role_version, metrics",
+    "tool_call": "tool, arguments, result, error, started, duration_s, rpc_s, role, role_version",
+    "note": "title, text, role, role_version",
+    "usage": "model, input_tokens, output_tokens (totals of the conversation so far)",
+    "error": "message",
+}
+
+_SESSION_COLUMNS = [
+    "session", "role", "role_version", "model", "user", "started", "ended", "duration_s",
+    "end_reason", "user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors",
+    "errors", "file",
+]  # fmt: skip
+_TURN_COLUMNS = [
+    "session", "turn", "speaker", "text", "words", "started", "ended", "duration_s",
+    "interrupted", "role", "role_version", "end_of_turn_delay_s", "ttft_s", "e2e_latency_s",
+]  # fmt: skip
+_TOOL_COLUMNS = [
+    "session", "tool", "arguments", "result", "error", "ok", "started", "duration_s", "rpc_s",
+    "role", "role_version",
+]  # fmt: skip
+
+
+class Log:
+    """Events of conversations and the frames built from them.
+
+    The lab's log (``lab.log``) writes; one from :func:`load_log` only reads. Writing is
+    thread-safe: every conversation's job thread writes to the same log.
+    """
+
+    def __init__(self, folder: Path | None = None, events: Iterable[dict[str, Any]] = ()) -> None:
+        self.folder = folder
+        self._events: list[dict[str, Any]] = list(events)
+        self._files: dict[str, IO[str]] = {}
+        self._paths: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def write(self, session: str, type: str, **fields: Any) -> dict[str, Any]:
+        """Append one event of ``session`` (to its file too, flushed at once)."""
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}; known: {', '.join(EVENT_TYPES)}")
+        event = {"t": time.time(), "session": session, "type": type, **fields}
+        line = json.dumps(event, default=str)
+        with self._lock:
+            self._events.append(json.loads(line))  # the frames see what the file holds
+            file = self._file(session, event["t"])
+            if file is not None:
+                file.write(line + "\n")
+                file.flush()
+                if type == "session_ended":
+                    file.close()
+                    del self._files[session]
+        return event
+
+    def _file(self, session: str, t: float) -> IO[str] | None:
+        if self.folder is None:
+            return None
+        if session not in self._files:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(t))
+            path = self._paths.setdefault(session, self.folder / f"{stamp}_{session}.jsonl")
+            self._files[session] = path.open("a", encoding="utf-8")
+        return self._files[session]
+
+    def close(self) -> None:
+        """Close the files of conversations still open (their events stay readable)."""
+        with self._lock:
+            for file in self._files.values():
+                file.close()
+            self._files.clear()
+
+    def _snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every event: ``t``, ``session``, ``type``, and the rest of it as ``data``."""
+        events = self._snapshot()
+        frame = pd.DataFrame(
+            {
+                "t": _times([e["t"] for e in events]),
+                "session": pd.Categorical([e["session"] for e in events]),
+                "type": pd.Categorical([e["type"] for e in events], categories=list(EVENT_TYPES)),
+                "data": [
+                    {k: v for k, v in e.items() if k not in ("t", "session", "type")}
+                    for e in events
+                ],
+            }
+        )
+        return frame
+
+    @property
+    def turns(self) -> pd.DataFrame:
+        """One row per user or agent turn, in order, numbered per conversation from 1."""
+        rows = []
+        numbers: dict[str, int] = {}
+        for e in self._snapshot():
+            if e["type"] != "turn":
+                continue
+            numbers[e["session"]] = numbers.get(e["session"], 0) + 1
+            metrics = e.get("metrics") or {}
+            started, ended = e.get("started") or e["t"], e.get("ended") or e["t"]
+            rows.append(
+                {
+                    "session": e["session"],
+                    "turn": numbers[e["session"]],
+                    "speaker": e["speaker"],
+                    "text": e.get("text", ""),
+                    "words": len(e.get("text", "").split()),
+                    "started": started,
+                    "ended": ended,
+                    "duration_s": max(ended - started, 0.0),
+                    "interrupted": bool(e.get("interrupted", False)),
+                    "role": e.get("role", ""),
+                    "role_version": e.get("role_version", ""),
+                    "end_of_turn_delay_s": metrics.get("end_of_turn_delay"),
+                    "ttft_s": metrics.get("llm_node_ttft"),
+                    "e2e_latency_s": metrics.get("e2e_latency"),
+                }
+            )
+        frame = pd.DataFrame(rows, columns=_TURN_COLUMNS)
+        return _typed(
+            frame,
+            times=("started", "ended"),
+            categories={"speaker": ["user", "agent"], "session": None, "role": None},
+            floats=("duration_s", "end_of_turn_delay_s", "ttft_s", "e2e_latency_s"),
+            ints=("turn", "words"),
+            bools=("interrupted",),
+        )
+
+    @property
+    def tool_calls(self) -> pd.DataFrame:
+        """One row per tool call: arguments, result or error, timing."""
+        rows = [
+            {
+                "session": e["session"],
+                "tool": e["tool"],
+                "arguments": e.get("arguments", {}),
+                "result": e.get("result"),
+                "error": e.get("error"),
+                "ok": e.get("error") is None,
+                "started": e.get("started") or e["t"],
+                "duration_s": e.get("duration_s"),
+                "rpc_s": e.get("rpc_s"),
+                "role": e.get("role", ""),
+                "role_version": e.get("role_version", ""),
+            }
+            for e in self._snapshot()
+            if e["type"] == "tool_call"
+        ]
+        frame = pd.DataFrame(rows, columns=_TOOL_COLUMNS)
+        return _typed(
+            frame,
+            times=("started",),
+            categories={"session": None, "tool": None, "role": None},
+            floats=("duration_s", "rpc_s"),
+            bools=("ok",),
+        )
+
+    @property
+    def notes(self) -> pd.DataFrame:
+        """The notes the agent saved with the client's ``save_note``."""
+        rows = [
+            {k: e.get(k) for k in ("session", "t", "title", "text", "role", "role_version")}
+            for e in self._snapshot()
+            if e["type"] == "note"
+        ]
+        frame = pd.DataFrame(
+            rows, columns=["session", "t", "title", "text", "role", "role_version"]
+        )
+        return _typed(frame, times=("t",), categories={"session": None, "role": None})
+
+    @property
+    def sessions(self) -> pd.DataFrame:
+        """One row per conversation, the one in progress included (``ended`` is NaT)."""
+        sessions: dict[str, dict[str, Any]] = {}
+        for e in self._snapshot():
+            row = sessions.setdefault(
+                e["session"],
+                {c: None for c in _SESSION_COLUMNS}
+                | {"session": e["session"], "started": e["t"], "file": ""}
+                | dict.fromkeys(
+                    ("user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors"), 0
+                )
+                | {"errors": 0},
+            )
+            kind = e["type"]
+            if kind == "session_started":
+                row.update({k: e.get(k) for k in ("role", "role_version", "model", "user")})
+                row["started"] = e["t"]
+            elif kind == "role_applied":
+                row.update(role=e.get("role"), role_version=e.get("role_version"))
+            elif kind == "session_ended":
+                row.update(ended=e["t"], end_reason=e.get("reason"))
+            elif kind == "turn":
+                row["user_turns" if e.get("speaker") == "user" else "agent_turns"] += 1
+                row["interruptions"] += bool(e.get("interrupted"))
+            elif kind == "tool_call":
+                row["tool_calls"] += 1
+                row["tool_errors"] += e.get("error") is not None
+            elif kind == "error":
+                row["errors"] += 1
+        for name, row in sessions.items():
+            row["file"] = str(self._paths.get(name, row["file"] or ""))
+            if row["ended"] is not None:
+                row["duration_s"] = row["ended"] - row["started"]
+        frame = pd.DataFrame(list(sessions.values()), columns=_SESSION_COLUMNS)
+        return _typed(
+            frame,
+            times=("started", "ended"),
+            categories={"session": None, "role": None, "model": None},
+            floats=("duration_s",),
+            ints=(
+                "user_turns",
+                "agent_turns",
+                "interruptions",
+                "tool_calls",
+                "tool_errors",
+                "errors",
+            ),
+        )
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __repr__(self) -> str:
+        where = f" in {self.folder}" if self.folder else ""
+        return f"<rico_lab.Log {len(self)} events{where}>"
+
+
+def load_log(path: str | Path) -> Log:
+    """The log of one runs file, or of every ``*.jsonl`` file in a runs folder.
+
+    A line cut short (the kernel died while writing it) is skipped; every complete event
+    before it is read.
+    """
+    path = Path(path)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"no runs (*.jsonl) in {path}")
+    events: list[dict[str, Any]] = []
+    log = Log()
+    for file in files:
+        with file.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the event in flight when the writer died
+                events.append(event)
+                log._paths.setdefault(event["session"], file)
+    events.sort(key=lambda e: e["t"])
+    log._events = events
+    return log
+
+
+def _times(seconds: list[float] | pd.Series) -> pd.Series:
+    return pd.to_datetime(pd.Series(seconds, dtype="float64"), unit="s", utc=True).dt.as_unit("ns")
+
+
+def _typed(
+    frame: pd.DataFrame,
+    *,
+    times: tuple[str, ...] = (),
+    categories: dict[str, list[str] | None] | None = None,
+    floats: tuple[str, ...] = (),
+    ints: tuple[str, ...] = (),
+    bools: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Give ``frame`` its documented dtypes, empty or not."""
+    for column in times:
+        frame[column] = _times(frame[column].astype("float64"))
+    for column, values in (categories or {}).items():
+        frame[column] = pd.Categorical(frame[column], categories=values)
+    for column in floats:
+        frame[column] = frame[column].astype("float64")
+    for column in ints:
+        frame[column] = frame[column].astype("int64")
+    for column in bools:
+        frame[column] = frame[column].astype("bool")
+    return frame

@@ -1,0 +1,151 @@
+"""The conversation record: events on disk and in DataFrames, live and reloaded."""
+
+import json
+import signal
+
+import pandas as pd
+import pytest
+from rtc_participant import VoiceParticipant
+from test_notebooks import kernel, run  # noqa: F401 (kernel is a fixture)
+
+import rico_lab
+from rico_lab.lab import JoinInfo
+from rico_lab.record import Log, load_log
+
+UTC_TIME = "datetime64[ns, UTC]"
+
+
+@pytest.mark.unit
+def test_frames_have_their_documented_columns_and_dtypes_even_when_empty():
+    log = Log()
+    turns, calls, sessions = log.turns, log.tool_calls, log.sessions
+    assert list(turns.columns[:4]) == ["session", "turn", "speaker", "text"]
+    assert turns.dtypes["started"] == UTC_TIME and turns.dtypes["turn"] == "int64"
+    assert isinstance(turns.dtypes["speaker"], pd.CategoricalDtype)
+    assert calls.dtypes["ok"] == "bool" and calls.dtypes["rpc_s"] == "float64"
+    assert sessions.dtypes["ended"] == UTC_TIME and sessions.dtypes["tool_calls"] == "int64"
+
+
+@pytest.mark.unit
+def test_a_file_cut_mid_event_reloads_every_complete_event(tmp_path):
+    log = Log(tmp_path)
+    log.write("r1", "session_started", role="demo", role_version="abc", model="local", user="u")
+    log.write("r1", "turn", speaker="user", text="hello there", role="demo", role_version="abc")
+    log.close()
+    (file,) = tmp_path.glob("*.jsonl")
+    with file.open("a") as out:
+        out.write('{"t": 1.0, "session": "r1", "type": "tu')  # the kernel died here
+    again = load_log(tmp_path)
+    assert list(again.turns["text"]) == ["hello there"]
+    assert again.sessions.loc[0, "file"] == str(file)
+    with pytest.raises(ValueError, match="unknown event type 'oops'"):
+        log.write("r1", "oops")
+
+
+@pytest.mark.integration
+def test_a_conversation_lands_in_the_frames_live_and_on_disk(tmp_path):
+    roles = tmp_path / "roles"
+    roles.mkdir()
+    (roles / "calc.yaml").write_text(
+        "instructions: You add.\n"
+        "tools:\n  - name: add\n    description: Add.\n    python: calc:add\n"
+        "    parameters: {type: object, properties: {a: {type: number}, b: {type: number}}}\n"
+    )
+    (roles / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    with rico_lab.Lab(roles_dir=roles, runs_dir=tmp_path / "runs") as lab:
+        p = VoiceParticipant(lab.join("calc"))
+        p.connect()
+        try:
+            p.wait_for("the greeting", p.greeted)
+            # typing while the agent still speaks would interrupt it (that is a turn too)
+            listening = lambda: p.agent_attributes.get("lk.agent.state") == "listening"  # noqa: E731
+            p.wait_for("its end", listening)
+            p.type("first")
+            p.wait_for("reply 1", lambda: "Turn 1: you wrote: first" in p.agent_lines())
+            p.wait_for("its end", listening)
+            p.type('/call add {"a": 2, "b": 3}')
+            p.wait_for("the result", lambda: "The tool add returned 5." in p.agent_lines())
+            p.wait_for("its turn", lambda: len(lab.log.turns) == 5)
+            live = lab.log
+            # live: the conversation in progress is there, not ended yet
+            session = live.sessions.iloc[0]
+            assert session["session"] == p.info.room and pd.isna(session["ended"])
+            assert (session["role"], session["model"], session["user"]) == (
+                "calc",
+                "local",
+                p.info.identity,
+            )
+        finally:
+            p.close()
+        p.wait_for("the end", lambda: not pd.isna(lab.log.sessions.iloc[0]["ended"]))
+        frames = {name: getattr(lab.log, name) for name in ("sessions", "turns", "tool_calls")}
+
+    turns = frames["turns"]
+    assert list(turns["speaker"]) == ["agent", "user", "agent", "user", "agent"]
+    assert list(turns["turn"]) == [1, 2, 3, 4, 5]
+    assert turns["text"].iloc[1] == "first" and turns["words"].iloc[2] == 5
+    assert (turns["role"] == "calc").all() and turns["role_version"].nunique() == 1
+    assert (turns["ended"] >= turns["started"]).all() and not turns["interrupted"].any()
+    calls = frames["tool_calls"]
+    assert len(calls) == 1
+    call = calls.iloc[0]
+    assert (call["tool"], call["arguments"], call["result"], call["ok"]) == (
+        "add",
+        {"a": 2, "b": 3},
+        "5",
+        True,
+    )
+    session = frames["sessions"].iloc[0]
+    assert (session["user_turns"], session["agent_turns"], session["tool_calls"]) == (2, 3, 1)
+    assert session["duration_s"] > 0 and session["end_reason"]
+
+    # the same frames from the runs folder
+    again = load_log(tmp_path / "runs")
+    for name, frame in frames.items():
+        pd.testing.assert_frame_equal(getattr(again, name), frame, check_like=False)
+    (file,) = (tmp_path / "runs").glob("*.jsonl")
+    kinds = [json.loads(line)["type"] for line in file.read_text().splitlines()]
+    assert kinds[0] == "session_started" and kinds[-1] == "session_ended"
+    assert "usage" in kinds
+
+
+@pytest.mark.integration
+def test_a_killed_kernel_leaves_every_completed_turn_on_disk(kernel, tmp_path):  # noqa: F811
+    manager, client = kernel
+    runs = tmp_path / "runs"
+    run(client, f"import rico_lab\nlab = rico_lab.Lab(runs_dir={str(runs)!r})")
+    info = json.loads(
+        run(
+            client,
+            "import dataclasses, json\nprint(json.dumps(dataclasses.asdict(lab.join('demo'))))",
+        )
+    )
+    p = VoiceParticipant(JoinInfo(**info))
+    p.connect()
+    try:
+        p.wait_for("the greeting", p.greeted)
+        for n, text in enumerate(["one", "two", "three"], start=1):
+            p.type(text)
+            p.wait_for(
+                f"reply {n}",
+                lambda n=n, text=text: f"Turn {n}: you wrote: {text}" in p.agent_lines(),
+            )
+        # the agent's last line is a completed turn once it has been said (played out)
+        p.wait_for("the last turn", lambda: "Turn 3: you wrote: three" in _runs_text(runs))
+        manager.signal_kernel(signal.SIGKILL)  # mid-conversation: nobody closes anything
+    finally:
+        p.close()
+    turns = load_log(runs).turns
+    assert list(turns["text"])[1:] == [
+        "one",
+        "Turn 1: you wrote: one",
+        "two",
+        "Turn 2: you wrote: two",
+        "three",
+        "Turn 3: you wrote: three",
+    ]
+    assert pd.isna(load_log(runs).sessions.iloc[0]["ended"])
+
+
+def _runs_text(runs):
+    return "".join(f.read_text() for f in runs.glob("*.jsonl"))
