@@ -66,12 +66,12 @@ test: check
 	$(PY) -m pytest
 
 check: setup
-	$(VENV)/bin/ruff check rico_lab tests roles
-	$(VENV)/bin/ruff format --check rico_lab tests roles
+	$(VENV)/bin/ruff check rico_lab tests roles benchmarks
+	$(VENV)/bin/ruff format --check rico_lab tests roles benchmarks
 
 fix: setup
-	$(VENV)/bin/ruff check --fix rico_lab tests roles
-	$(VENV)/bin/ruff format rico_lab tests roles
+	$(VENV)/bin/ruff check --fix rico_lab tests roles benchmarks
+	$(VENV)/bin/ruff format rico_lab tests roles benchmarks
 
 clean:
 	rm -rf $(VENV) $(TOOLS) widgets/node_modules rico_lab/static

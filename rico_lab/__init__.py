@@ -1,6 +1,7 @@
 """rico_lab: prototype and evaluate real-time voice agents in a Jupyter notebook."""
 
 from ._magic import load_ipython_extension
+from .compare import Comparison, compare
 from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerError
 from .lab import JoinInfo, Lab
 from .local_script import LocalScript
@@ -9,6 +10,7 @@ from .record import Log, load_log
 from .roles import Role, load_role, roles
 
 __all__ = [
+    "Comparison",
     "JoinInfo",
     "Lab",
     "LabError",
@@ -20,6 +22,7 @@ __all__ = [
     "Role",
     "RoleError",
     "WorkerError",
+    "compare",
     "load_ipython_extension",
     "load_log",
     "load_role",

@@ -141,3 +141,28 @@ def run_command(
     if not wait:
         script = "([c, a]) => { window.jupyterapp.commands.execute(c, a); }"
     page.evaluate(script, [command, args or {}])
+
+
+def contrast(page: Page, selector: str) -> float:
+    """WCAG contrast ratio of an element's text against the background behind it."""
+    return page.evaluate(
+        """(sel) => {
+        const el = document.querySelector(sel);
+        const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
+        let bg = null;
+        for (let n = el; n && !bg; n = n.parentElement) {
+            const c = rgb(getComputedStyle(n).backgroundColor);
+            if (c.length < 4 || c[3] > 0) bg = c;
+        }
+        const lum = ([r, g, b]) => {
+            const f = (v) => {
+                v /= 255;
+                return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+            };
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+        };
+        const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg);
+        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    }""",
+        selector,
+    )

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from jupyterlab_browser import (
     chromium,
+    contrast,
     fake_microphone,
     jupyterlab,
     open_notebook,
@@ -36,7 +37,6 @@ from jupyterlab_browser import (
 )
 from livekit import api, rtc
 from playwright.sync_api import Locator, Page, expect
-from test_voice_client_browser import contrast
 
 from rico_lab._loop_thread import LoopThread
 from rico_lab.livekit_server import LiveKitServer

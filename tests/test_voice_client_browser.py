@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from jupyterlab_browser import (
     chromium,
+    contrast,
     fake_microphone,
     jupyterlab,
     open_notebook,
@@ -167,31 +168,6 @@ def test_a_failing_tool_is_shown_and_the_conversation_goes_on(lab_page):
     said = agent_lines.count()
     type_to_agent(page, "still there?")
     expect(agent_lines).not_to_have_count(said, timeout=30_000)
-
-
-def contrast(page: Page, selector: str) -> float:
-    """WCAG contrast ratio of an element's text against the background behind it."""
-    return page.evaluate(
-        """(sel) => {
-        const el = document.querySelector(sel);
-        const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
-        let bg = null;
-        for (let n = el; n && !bg; n = n.parentElement) {
-            const c = rgb(getComputedStyle(n).backgroundColor);
-            if (c.length < 4 || c[3] > 0) bg = c;
-        }
-        const lum = ([r, g, b]) => {
-            const f = (v) => {
-                v /= 255;
-                return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
-            };
-            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-        };
-        const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg);
-        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    }""",
-        selector,
-    )
 
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
