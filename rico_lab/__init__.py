@@ -7,6 +7,7 @@ from .lab import JoinInfo, Lab
 from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
 from .record import Log, load_log
+from .rehearsal import Rehearsal, Script
 from .roles import Role, load_role, roles
 
 __all__ = [
@@ -19,8 +20,10 @@ __all__ = [
     "LocalScript",
     "Log",
     "ModelError",
+    "Rehearsal",
     "Role",
     "RoleError",
+    "Script",
     "WorkerError",
     "compare",
     "load_ipython_extension",

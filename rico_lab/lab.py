@@ -28,6 +28,7 @@ from .livekit_server import LiveKitServer
 from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
 from .record import Log
+from .rehearsal import Rehearsal, Script, rehearse
 from .roles import Role, default_roles_dir, load_role
 from .worker import AGENT_NAME, AgentSpec, Conversation, Worker
 
@@ -259,6 +260,31 @@ class Lab:
             return
         info = self.join(role)
         client.url, client.token, client.room = info.url, info.token, info.room
+
+    def rehearse(
+        self,
+        roles: list[str],
+        script: Script | str | Path,
+        *,
+        mode: str = "text",
+        parallel: int = 3,
+        reply_timeout_s: float = 30.0,
+        progress: bool = True,
+    ) -> Rehearsal:
+        """Play the same scripted user turns to each role, and check what comes back.
+
+        ``script`` is a :class:`Script` or the path of its YAML file (``turns:`` of
+        ``say:``, optional ``wait_s:`` and ``expect:`` with ``tool``/``args``,
+        ``contains``, ``latency_s``). ``mode="text"`` types each turn as the voice client
+        does; ``mode="audio"`` says it with espeak-ng through a microphone track. Up to
+        ``parallel`` roles run at once, with a progress bar. Returns a :class:`Rehearsal`:
+        ``results`` (one row per role and turn, with an ``expect_*`` column per
+        expectation and ``passed``) and the log of those conversations.
+        """
+        return rehearse(
+            self, roles, script, mode=mode, parallel=parallel,
+            reply_timeout_s=reply_timeout_s, progress=progress,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Stop the worker, the local model and the embedded server; safe to call twice."""

@@ -28,6 +28,7 @@ EVENT_TYPES = {
     "note": "title, text, role, role_version",
     "usage": "model, input_tokens, output_tokens (totals of the conversation so far)",
     "error": "message",
+    "client_latency": "latency_s, after (speech or text): measured in the client",
 }
 
 _SESSION_COLUMNS = [
@@ -38,6 +39,7 @@ _SESSION_COLUMNS = [
 _TURN_COLUMNS = [
     "session", "turn", "speaker", "text", "words", "started", "ended", "duration_s",
     "interrupted", "role", "role_version", "end_of_turn_delay_s", "ttft_s", "e2e_latency_s",
+    "listener_latency_s",
 ]  # fmt: skip
 _TOOL_COLUMNS = [
     "session", "tool", "arguments", "result", "error", "ok", "started", "duration_s", "rpc_s",
@@ -119,7 +121,10 @@ class Log:
         """One row per user or agent turn, in order, numbered per conversation from 1."""
         rows = []
         numbers: dict[str, int] = {}
+        heard: dict[str, float] = {}  # the client's latency, waiting for its agent turn
         for e in self._snapshot():
+            if e["type"] == "client_latency":
+                heard.setdefault(e["session"], e["latency_s"])
             if e["type"] != "turn":
                 continue
             numbers[e["session"]] = numbers.get(e["session"], 0) + 1
@@ -141,6 +146,9 @@ class Log:
                     "end_of_turn_delay_s": metrics.get("end_of_turn_delay"),
                     "ttft_s": metrics.get("llm_node_ttft"),
                     "e2e_latency_s": metrics.get("e2e_latency"),
+                    "listener_latency_s": heard.pop(e["session"], None)
+                    if e["speaker"] == "agent"
+                    else None,
                 }
             )
         frame = pd.DataFrame(rows, columns=_TURN_COLUMNS)
@@ -148,7 +156,13 @@ class Log:
             frame,
             times=("started", "ended"),
             categories={"speaker": ["user", "agent"], "session": None, "role": None},
-            floats=("duration_s", "end_of_turn_delay_s", "ttft_s", "e2e_latency_s"),
+            floats=(
+                "duration_s",
+                "end_of_turn_delay_s",
+                "ttft_s",
+                "e2e_latency_s",
+                "listener_latency_s",
+            ),
             ints=("turn", "words"),
             bools=("interrupted",),
         )

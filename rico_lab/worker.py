@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 #: Name the worker registers under; tokens from :meth:`Lab.join` dispatch it explicitly.
 AGENT_NAME = "rico_lab"
 _ENV_KEYS = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+#: Data-channel topic on which the voice client reports each reply's latency at the listener.
+LATENCY_TOPIC = "rico_lab.latency"
 #: After end_session, how long the goodbye may take before the room closes regardless.
 _GOODBYE_TIMEOUT_S = 60.0
 
@@ -114,6 +116,7 @@ class Conversation:
         self.session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
         self.session.on("error", self._on_error)
         self.session.on("session_usage_updated", self._on_usage)
+        ctx.room.on("data_received", self._on_data)
         self.session.on("close", lambda event: self._end(event.reason.value))
         self._ended = False
         self.session.on("conversation_item_added", self._on_item)
@@ -263,6 +266,18 @@ class Conversation:
         attributes = {"rico_lab.error": message[:500]}
         self._keep(self._ctx.room.local_participant.set_attributes(attributes))
         self._write("error", message=message)
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        """The client's own measure of each reply's latency, sent over WebRTC."""
+        if packet.topic != LATENCY_TOPIC or packet.participant is None:
+            return
+        try:
+            measured = json.loads(packet.data)
+            latency, after = float(measured["latency_s"]), str(measured.get("after", ""))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("room %s: unreadable latency report %r", self.room, packet.data[:200])
+            return
+        self._write("client_latency", latency_s=latency, after=after)
 
     def _on_usage(self, event: SessionUsageUpdatedEvent) -> None:
         for usage in event.usage.model_usage:

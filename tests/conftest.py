@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -22,3 +23,26 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("LIVEKIT_", "OPENAI_", "RICO_LAB_")):
             monkeypatch.delenv(key)
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Keep the result for :func:`pytest_unconfigure`."""
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without interpreter finalization once the report is written.
+
+    The tests run livekit rtc rooms in this process; livekit's native threads may still
+    call into Python while the interpreter finalizes, and that aborts the process ("panic in
+    a function that cannot unwind") after every test passed. Nothing is left to clean up
+    here: every lab and room was closed by its test.
+    """
+    if _exit_status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[0])

@@ -149,3 +149,13 @@ def test_a_killed_kernel_leaves_every_completed_turn_on_disk(kernel, tmp_path): 
 
 def _runs_text(runs):
     return "".join(f.read_text() for f in runs.glob("*.jsonl"))
+
+
+@pytest.mark.unit
+def test_the_clients_latency_lands_on_the_agent_turn_it_measured():
+    log = Log()
+    log.write("r", "turn", speaker="user", text="hi", role="demo", role_version="v")
+    log.write("r", "client_latency", latency_s=0.42, after="speech")
+    log.write("r", "turn", speaker="agent", text="hello", role="demo", role_version="v")
+    log.write("r", "turn", speaker="agent", text="and more", role="demo", role_version="v")
+    assert list(log.turns["listener_latency_s"].fillna(-1)) == [-1, 0.42, -1]
