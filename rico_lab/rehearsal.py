@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from .lab import JoinInfo, Lab
 
 _RATE = 24000
-_FRAME = _RATE // 100
+#: Audio moves in 50 ms frames, not WebRTC's 10 ms: every frame event of every stream in the
+#: process wakes every stream's loop (livekit's FFI queue), so fewer, larger frames keep the
+#: rehearsal's own participants from slowing the agents they measure.
+_FRAME_MS = 50
+_FRAME = _RATE * _FRAME_MS // 1000
+#: Loudness is judged per 10 ms inside a frame, so an onset is placed to 10 ms.
+_BLOCK = _RATE // 100
 #: Agent audio louder than this (int16 RMS) counts as speech, not comfort noise.
 _SPEECH_RMS = 300.0
 
@@ -296,7 +302,7 @@ class _Participant:
     def __init__(self, info: JoinInfo) -> None:
         self.info = info
         self._thread = LoopThread(f"rehearsal-{info.room}")
-        self._onsets: list[float] = []
+        self._loud: list[float] = []
         self._agent: rtc.RemoteParticipant | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.room = self._thread.run(self._new_room(), 10)
@@ -329,13 +335,16 @@ class _Participant:
         await self.room.local_participant.publish_track(track, options)
 
     async def _listen(self, track: rtc.Track) -> None:
-        speaking = False
-        async for event in rtc.AudioStream(track, sample_rate=_RATE, num_channels=1):
+        # Every loud block's arrival, not only onsets: the reply to a turn is the first loud
+        # block after the turn ended, whatever came (or stopped coming) before it.
+        stream = rtc.AudioStream(track, sample_rate=_RATE, num_channels=1, frame_size_ms=_FRAME_MS)
+        async for event in stream:
+            arrived = time.monotonic()
             samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
-            loud = samples.size > 0 and float(np.sqrt(np.mean(samples**2))) > _SPEECH_RMS
-            if loud and not speaking:
-                self._onsets.append(time.monotonic())
-            speaking = loud
+            blocks = samples[: samples.size - samples.size % _BLOCK].reshape(-1, _BLOCK)
+            loud = np.flatnonzero(np.sqrt((blocks**2).mean(axis=1)) > _SPEECH_RMS)
+            if loud.size:
+                self._loud.append(arrived - (samples.size - loud[0] * _BLOCK) / _RATE)
 
     def agent_state(self) -> str:
         """The agent's ``lk.agent.state`` (``listening``, ``thinking``, ``speaking``...)."""
@@ -358,7 +367,7 @@ class _Participant:
         speech = synthesize(text, sample_rate=_RATE).astype(np.int16)
         timeout = 30 + len(speech) / _RATE
         self._thread.run(self._play(speech), timeout)
-        ended = time.monotonic()
+        ended = time.monotonic()  # _play waited for the source's queue to drain
         self._thread.run(self._play(np.zeros(_RATE, np.int16)), timeout)
         return ended
 
@@ -367,10 +376,20 @@ class _Participant:
         for start in range(0, len(pcm), _FRAME):
             chunk = pcm[start : start + _FRAME]
             await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), _RATE, 1, _FRAME))
+        await self._source.wait_for_playout()  # capture_frame returns while a second is queued
 
-    def audio_onset_after(self, since: float) -> float | None:
-        """When agent speech first reached this participant after ``since``."""
-        return next((t for t in self._onsets if t > since), None)
+    def audio_onset_after(self, since: float, timeout: float = 5.0) -> float | None:
+        """When agent speech first reached this participant after ``since``.
+
+        The log records a reply once the agent has played it out; its audio reaches this
+        participant a jitter buffer later, longer on a busy machine, so this waits a little.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            onset = next((t for t in self._loud if t > since), None)
+            if onset is not None or time.monotonic() > deadline:
+                return onset
+            time.sleep(0.02)
 
     def close(self) -> None:
         """Leave the room and stop the loop."""
