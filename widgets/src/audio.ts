@@ -1,11 +1,12 @@
 // Agent audio: each track plays through its own <audio> element (LiveKit's attach()) and is
 // also fed to a WebAudio analyser, which drives the level meter and measures how much
-// non-silent agent audio was really played (the browser tests read that).
+// non-silent agent audio was really played (the browser tests read that). The same sources
+// feed the listener-latency worklet (latency.ts), which shares this AudioContext and its clock.
 
 import type { RemoteAudioTrack } from "livekit-client";
 
 /** RMS (0..1) above which a frame counts as sound rather than silence or comfort noise. */
-const SOUND_RMS = 0.01;
+export const SOUND_RMS = 0.01;
 /** 2048 samples is ~43 ms at 48 kHz: about one measuring tick, so ticks miss little audio. */
 const WINDOW = 2048;
 /** Longest gap (s) one tick may account for: a throttled timer must not extrapolate far. */
@@ -29,11 +30,20 @@ export class AgentAudio {
   private readonly samples = new Float32Array(WINDOW);
   private lastTime = 0;
 
-  /** ``onStateChange`` hears when playback becomes blocked or allowed. */
+  /**
+   * ``onStateChange`` hears when playback becomes blocked or allowed; ``onSource`` gets each
+   * agent track's source node when it is added and removed, to measure it some other way.
+   */
   constructor(
     private readonly host: HTMLElement,
     private readonly onStateChange: () => void,
+    private readonly onSource: (source: AudioNode, added: boolean) => void = () => undefined,
   ) {}
+
+  /** The AudioContext that plays and measures agent audio, opened on first use. */
+  get audioContext(): AudioContext {
+    return this.context ?? this.open();
+  }
 
   /** True while the browser keeps audio suspended until a click (autoplay policy). */
   get blocked(): boolean {
@@ -53,6 +63,7 @@ export class AgentAudio {
     analyser.fftSize = WINDOW;
     source.connect(analyser);
     this.playing.set(track, { element, source, analyser });
+    this.onSource(source, true);
   }
 
   remove(track: RemoteAudioTrack): void {
@@ -61,6 +72,7 @@ export class AgentAudio {
     this.playing.delete(track);
     track.detach(playing.element);
     playing.element.remove();
+    this.onSource(playing.source, false);
     playing.source.disconnect();
   }
 

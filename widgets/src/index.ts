@@ -1,11 +1,13 @@
 // The anywidget front-end module of rico_lab's voice client: joins one LiveKit room with the
 // token from lab.join(), plays and measures the agent's audio, publishes the microphone,
-// shows agent state, the agent's role and the live transcript, sends typed text, and
-// answers the agent's UI calls (ui_methods.ts). Media, text and those calls go browser <->
-// LiveKit over WebRTC, never through the kernel, so they keep flowing while a cell runs;
-// only state, the transcript and commands travel over the widget comm.
+// shows agent state, the agent's role and the live transcript, sends typed text, answers the
+// agent's UI calls (ui_methods.ts) and tells the agent how long each reply took to be heard
+// (latency.ts). Media, text, those calls and reports go browser <-> LiveKit over WebRTC,
+// never through the kernel, so they keep flowing while a cell runs; only state, the
+// transcript and commands travel over the widget comm.
 
 import { AgentAudio } from "./audio";
+import { type After, ListenerLatency } from "./latency";
 import type { Command, LiveState, Model, TranscriptLine } from "./model";
 import { VoiceRoom } from "./room";
 import { injectStyle } from "./style";
@@ -15,6 +17,7 @@ import {
   buildView,
   showAgentRole,
   showHeader,
+  showLatency,
   showMeasures,
   showNotice,
   showState,
@@ -50,6 +53,7 @@ function parseCall(payload: string): UiCall {
 class VoiceClient {
   private readonly room: VoiceRoom;
   private readonly audio: AgentAudio;
+  private readonly latency: ListenerLatency;
   private readonly panels: Panels;
   private readonly transcript: Transcript;
   private readonly timers: number[];
@@ -58,6 +62,8 @@ class VoiceClient {
   private playbackBlocked = false;
   /** The reason end_session gave, for the notice when the session is over. */
   private endReason = "";
+  private agentState = "";
+  private closed = false;
 
   constructor(
     private readonly model: Model,
@@ -69,11 +75,20 @@ class VoiceClient {
     for (const line of model.get("transcript") ?? []) {
       this.transcript.upsert({ ...line, final: true });
     }
-    this.audio = new AgentAudio(view.root, () => this.showAudioButton());
+    this.latency = new ListenerLatency(
+      () => (this.closed ? null : this.audio.audioContext),
+      (latencyS, after) => this.onLatency(latencyS, after),
+    );
+    this.audio = new AgentAudio(
+      view.root,
+      () => this.showAudioButton(),
+      (source, added) => this.latency.agentSource(source, added),
+    );
     this.room = new VoiceRoom({
       state: (state) => this.onState(state),
       agentAudio: (track, subscribed) =>
         subscribed ? this.audio.add(track) : this.audio.remove(track),
+      micTrack: (track) => this.latency.setMic(track),
       line: (line) => this.onLine(line),
       playbackBlocked: (blocked) => {
         this.playbackBlocked = blocked;
@@ -137,14 +152,17 @@ class VoiceClient {
     const { model } = this;
     this.endReason = "";
     showNotice(this.view, "");
+    this.latency.reset();
     return this.room.connect(model.get("url"), model.get("token"), model.get("agent_timeout_s"));
   }
 
   close(): void {
+    this.closed = true;
     for (const timer of this.timers) window.clearInterval(timer);
     for (const dispose of this.disposers) dispose();
     this.room.close();
     this.panels.cancel("the voice client was closed");
+    this.latency.close();
     this.audio.close();
     this.transcript.close();
     const { status, mic } = this.room.state;
@@ -162,12 +180,25 @@ class VoiceClient {
   private command(command: Command): void {
     if (command.type === "connect") void this.connect();
     else if (command.type === "disconnect") void this.room.disconnect();
-    else if (command.type === "send_text") this.room.sendText(String(command.text));
+    else if (command.type === "send_text") this.sendText(String(command.text));
   }
 
   private sendTyped(): void {
     const text = this.view.input.value.trim();
-    if (text && this.room.sendText(text)) this.view.input.value = "";
+    if (text && this.sendText(text)) this.view.input.value = "";
+  }
+
+  /** Send a typed turn; it ends the user's turn, so the reply's latency counts from here. */
+  private sendText(text: string): boolean {
+    const sent = this.room.sendText(text);
+    if (sent) this.latency.typed();
+    return sent;
+  }
+
+  /** A reply was heard ``latencyS`` after the user's turn ended: show it, tell the agent. */
+  private onLatency(latencyS: number, after: After): void {
+    showLatency(this.view, latencyS, after);
+    this.room.reportLatency(latencyS, after);
   }
 
   private async enableAudio(): Promise<void> {
@@ -185,6 +216,12 @@ class VoiceClient {
   }
 
   private onState(state: Readonly<LiveState>): void {
+    // the agent starts to speak when its first audio frame of a reply leaves it, so this
+    // arrives (over signalling) before that audio has come through WebRTC's jitter buffer
+    if (state.agent_state !== this.agentState) {
+      this.agentState = state.agent_state;
+      if (state.agent_state === "speaking") this.latency.agentSpeaking();
+    }
     let changed = false;
     for (const key of ["status", "agent_state", "mic", "error"] as const) {
       if (this.model.get(key) !== state[key]) {

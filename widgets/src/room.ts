@@ -1,13 +1,14 @@
 // The LiveKit side of one client: its own Room, the agent participant it waits for (and
 // what its attributes say: state, role, model and tool errors), the microphone, typed text
-// out and transcription streams in. It reports everything through RoomOutputs and knows
-// nothing of the DOM or the anywidget model.
+// and latency reports out, transcription streams in. It reports everything through
+// RoomOutputs and knows nothing of the DOM or the anywidget model.
 
 import {
   ConnectionError,
   ConnectionErrorReason,
   ConnectionState,
   DisconnectReason,
+  type LocalTrackPublication,
   MediaDeviceFailure,
   type Participant,
   RemoteAudioTrack,
@@ -18,6 +19,8 @@ import {
   type RoomEventCallbacks,
   RpcError,
   type TextStreamReader,
+  Track,
+  TrackEvent,
 } from "livekit-client";
 
 import type { LiveState, TranscriptLine } from "./model";
@@ -26,6 +29,8 @@ export interface RoomOutputs {
   /** The live state changed (the whole of it is passed). */
   state(state: Readonly<LiveState>): void;
   agentAudio(track: RemoteAudioTrack, subscribed: boolean): void;
+  /** The microphone track as published (a restart brings a new one), or null: none. */
+  micTrack(track: MediaStreamTrack | null): void;
   line(line: TranscriptLine): void;
   /** The browser refused to start playback until the user clicks. */
   playbackBlocked(blocked: boolean): void;
@@ -52,6 +57,8 @@ const ENDING_REASONS = new Set([
 ]);
 
 const TRANSCRIPTION = "lk.transcription";
+/** Data-channel topic of the latency reports (rico_lab/worker.py reads it). */
+const LATENCY_TOPIC = "rico_lab.latency";
 
 export class VoiceRoom {
   private readonly room = new Room({ adaptiveStream: false, dynacast: false });
@@ -68,6 +75,8 @@ export class VoiceRoom {
   private ending = false;
   /** Typed lines get ids of their own; the time part keeps them apart across re-renders. */
   private typed = 0;
+  /** Stops following the published microphone track's restarts. */
+  private unfollowMic: (() => void) | null = null;
 
   constructor(private readonly out: RoomOutputs) {
     this.listen(RoomEvent.ParticipantConnected, (p) => this.onParticipant(p));
@@ -75,6 +84,8 @@ export class VoiceRoom {
     this.listen(RoomEvent.ParticipantDisconnected, (p) => this.onParticipantLeft(p));
     this.listen(RoomEvent.TrackSubscribed, (track, _pub, p) => this.onTrack(track, p, true));
     this.listen(RoomEvent.TrackUnsubscribed, (track, _pub, p) => this.onTrack(track, p, false));
+    this.listen(RoomEvent.LocalTrackPublished, (pub) => this.onLocalTrack(pub, true));
+    this.listen(RoomEvent.LocalTrackUnpublished, (pub) => this.onLocalTrack(pub, false));
     this.listen(RoomEvent.AudioPlaybackStatusChanged, () =>
       out.playbackBlocked(!this.room.canPlaybackAudio),
     );
@@ -124,6 +135,22 @@ export class VoiceRoom {
   }
 
   /**
+   * Tell the agent how long the user waited for a reply, measured here (latency.ts): JSON
+   * `{"latency_s", "after"}` on the reliable data channel, to the agent alone.
+   */
+  reportLatency(latencyS: number, after: "speech" | "text"): void {
+    if (!this.agentIdentity || this.room.state !== ConnectionState.Connected) return;
+    const report = new TextEncoder().encode(JSON.stringify({ latency_s: latencyS, after }));
+    this.room.localParticipant
+      .publishData(report, {
+        reliable: true,
+        topic: LATENCY_TOPIC,
+        destinationIdentities: [this.agentIdentity],
+      })
+      .catch((error: unknown) => console.warn("rico_lab: latency report not sent:", error));
+  }
+
+  /**
    * Answer RPC calls to ``method`` (a role tool with `ui:` calls one). Only the agent may
    * call; what ``handler`` throws reaches the caller with its message, for the model to read.
    */
@@ -157,6 +184,7 @@ export class VoiceRoom {
   /** Stop for good: listeners first, so the disconnect reports nothing to a closed view. */
   close(): void {
     window.clearTimeout(this.agentTimer);
+    this.unfollowMic?.();
     for (const unlisten of this.unlisten) unlisten();
     void this.room.disconnect();
   }
@@ -275,8 +303,27 @@ export class VoiceRoom {
     }
   }
 
+  /** The microphone's published track, followed through restarts (a new device, unmute). */
+  private onLocalTrack(publication: LocalTrackPublication, published: boolean): void {
+    const track = publication.track;
+    if (publication.source !== Track.Source.Microphone || !track) return;
+    this.unfollowMic?.();
+    this.unfollowMic = null;
+    if (!published) {
+      this.out.micTrack(null);
+      return;
+    }
+    const restarted = () => this.out.micTrack(track.mediaStreamTrack);
+    track.on(TrackEvent.Restarted, restarted);
+    this.unfollowMic = () => track.off(TrackEvent.Restarted, restarted);
+    this.out.micTrack(track.mediaStreamTrack);
+  }
+
   private onDisconnected(reason?: DisconnectReason): void {
     window.clearTimeout(this.agentTimer);
+    this.unfollowMic?.();
+    this.unfollowMic = null;
+    this.out.micTrack(null);
     this.agentIdentity = "";
     this.errorAttributes.clear();
     const mic = this.live.mic === "on" ? "off" : this.live.mic;

@@ -111,6 +111,13 @@ const CSS = `
   border: 2px solid var(--jp-warn-color1, #f57c00);
 }
 .rico-voice-client .rico-meter-label { font-size: 0.8em; color: var(--jp-ui-font-color1, #222); }
+.rico-voice-client .rico-latency {
+  margin-right: 6px;
+  font-size: 0.8em;
+  white-space: nowrap;
+  color: var(--jp-ui-font-color1, #222);
+  font-variant-numeric: tabular-nums;
+}
 .rico-voice-client .rico-meter {
   width: 80px;
   height: 8px;

@@ -1,7 +1,7 @@
 // The client's DOM: a header (role, the role and version the agent runs, model badge,
-// status and agent-state pills), a control row (connect, mic, audio meter), an error line,
-// a notice line (the session's end), the panels the agent's tools fill, the transcript pane
-// and the text composer.
+// status and agent-state pills), a control row (connect, mic, the last reply's latency,
+// audio meter), an error line, a notice line (the session's end), the panels the agent's
+// tools fill, the transcript pane and the text composer.
 // Class names are stable: the browser tests and users' own CSS select on them.
 
 import type { LiveState } from "./model";
@@ -16,6 +16,7 @@ export interface View {
   connect: HTMLButtonElement;
   mic: HTMLButtonElement;
   enableAudio: HTMLButtonElement;
+  latency: HTMLElement;
   meter: HTMLElement;
   meterFill: HTMLElement;
   error: HTMLElement;
@@ -55,6 +56,8 @@ export function buildView(doc: Document): View {
   const mic = make("button", "rico-mic", "Mic off");
   const enableAudio = make("button", "rico-enable-audio", "Click to enable audio");
   enableAudio.hidden = true;
+  const latency = make("span", "rico-latency");
+  latency.hidden = true;
   const meter = make("div", "rico-meter");
   meter.setAttribute("role", "meter");
   meter.setAttribute("aria-label", "Agent audio level");
@@ -64,7 +67,7 @@ export function buildView(doc: Document): View {
   const meterFill = make("div", "rico-meter-fill");
   meter.appendChild(meterFill);
   const controls = make("div", "rico-controls");
-  controls.append(connect, mic, enableAudio, make("span", "rico-spacer"));
+  controls.append(connect, mic, enableAudio, make("span", "rico-spacer"), latency);
   controls.append(make("span", "rico-meter-label", "agent audio"), meter);
 
   const error = make("div", "rico-error");
@@ -93,6 +96,7 @@ export function buildView(doc: Document): View {
     connect,
     mic,
     enableAudio,
+    latency,
     meter,
     meterFill,
     error,
@@ -126,6 +130,20 @@ export function showAgentRole(view: View, role: string, version: string): void {
   root.dataset.roleVersion = version;
   roleBadge.textContent = [role, version && `v${version}`].filter(Boolean).join(" · ");
   roleBadge.hidden = !roleBadge.textContent;
+}
+
+/**
+ * The last reply's latency at the listener (latency.ts): data-listener-latency-ms on the root,
+ * for tests and benchmarks, and a quiet "reply in 420 ms" beside the agent-audio meter.
+ */
+export function showLatency(view: View, latencyS: number, after: "speech" | "text"): void {
+  const ms = Math.round(latencyS * 1000);
+  view.root.dataset.listenerLatencyMs = String(ms);
+  view.latency.textContent = `reply in ${ms} ms`;
+  view.latency.title =
+    `The agent's last reply was heard here ${ms} ms after the end of your ` +
+    (after === "speech" ? "speech" : "typed message (Enter)");
+  view.latency.hidden = false;
 }
 
 /** A line about the session itself ("" hides it); ``kind`` is its data-kind, for styles. */
