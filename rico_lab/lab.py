@@ -27,8 +27,9 @@ from .errors import LabError, LiveKitServerError, ModelError
 from .livekit_server import LiveKitServer
 from .local_script import LocalScript
 from .realtime_server import LocalRealtimeServer
+from .recap import transcript, write_recap
 from .record import Log
-from .rehearsal import Rehearsal, Script, rehearse
+from .rehearsal import rehearse
 from .roles import Role, default_roles_dir, load_role
 from .worker import AGENT_NAME, AgentSpec, Conversation, Worker
 
@@ -122,8 +123,8 @@ class Lab:
             _check_openai_key(base_url, openai_key)
             self.model = "openai"
 
-            def make_model(role: Role) -> RealtimeModel:
-                return openai.realtime.RealtimeModel(**role.realtime_options())
+            def make_model(role: Role, **overrides: Any) -> RealtimeModel:
+                return openai.realtime.RealtimeModel(**(role.realtime_options() | overrides))
 
         else:
             local_key = "rico-local-" + secrets.token_urlsafe(16)
@@ -132,11 +133,12 @@ class Lab:
             self.model = "local"
             local_url = self.realtime_server.base_url
 
-            def make_model(role: Role) -> RealtimeModel:
+            def make_model(role: Role, **overrides: Any) -> RealtimeModel:
                 return openai.realtime.RealtimeModel(
-                    base_url=local_url, api_key=local_key, **role.realtime_options()
+                    base_url=local_url, api_key=local_key, **(role.realtime_options() | overrides)
                 )
 
+        self._make_model = make_model
         spec = AgentSpec(
             load_role=self.role,
             make_model=make_model,
@@ -261,30 +263,43 @@ class Lab:
         info = self.join(role)
         client.url, client.token, client.room = info.url, info.token, info.room
 
-    def rehearse(
-        self,
-        roles: list[str],
-        script: Script | str | Path,
-        *,
-        mode: str = "text",
-        parallel: int = 3,
-        reply_timeout_s: float = 30.0,
-        progress: bool = True,
-    ) -> Rehearsal:
-        """Play the same scripted user turns to each role, and check what comes back.
+    #: ``lab.rehearse(roles, script, mode=...)``: see :func:`rico_lab.rehearsal.rehearse`
+    rehearse = rehearse
 
-        ``script`` is a :class:`Script` or the path of its YAML file (``turns:`` of
-        ``say:``, optional ``wait_s:`` and ``expect:`` with ``tool``/``args``,
-        ``contains``, ``latency_s``). ``mode="text"`` types each turn as the voice client
-        does; ``mode="audio"`` says it with espeak-ng through a microphone track. Up to
-        ``parallel`` roles run at once, with a progress bar. Returns a :class:`Rehearsal`:
-        ``results`` (one row per role and turn, with an ``expect_*`` column per
-        expectation and ``passed``) and the log of those conversations.
+    def recap(self, session: str, *, timeout: float = 60.0) -> str:
+        """Summarise conversation ``session`` (its room) with its role's ``recap`` prompt.
+
+        The lab's model writes it, text only, from the record of the conversation so far
+        (turns and tool calls), with the role's current prompt: edit ``recap`` and ask
+        again. The recap is returned and recorded, so it shows in ``lab.log.sessions``
+        (column ``recap``, the latest one) and in the conversation's runs file.
+
+        Raises:
+            LabError: no such conversation, or the model gave no recap.
         """
-        return rehearse(
-            self, roles, script, mode=mode, parallel=parallel,
-            reply_timeout_s=reply_timeout_s, progress=progress,
-        )  # fmt: skip
+        if self._closed:
+            raise LabError("this lab is closed: start a new one with rico_lab.Lab()")
+        events = [e for e in self.log._snapshot() if e["session"] == session]
+        if not events:
+            known = list(dict.fromkeys(e["session"] for e in self.log._snapshot()))
+            raise LabError(f"recap: no conversation {session!r} in this lab's log (known: {known})")
+        name = next((e["role"] for e in reversed(events) if e.get("role")), None)
+        if name is None:
+            raise LabError(f"recap: conversation {session!r} has no role in the log")
+        role = self.role(name)
+        model = self._make_model(role, modalities=["text"], turn_detection=None)
+        try:
+            text = self._loop.run(write_recap(model, role.recap, transcript(events)), timeout)
+        except TimeoutError:
+            raise LabError(
+                f"recap of {session!r}: the model ({self.model}) gave no recap in {timeout:.0f} s"
+            ) from None
+        except Exception as exc:
+            raise LabError(f"recap of {session!r}: the model ({self.model}) failed: {exc}") from exc
+        self.log.write(
+            session, "recap", text=text, role=role.name, role_version=role.version, model=self.model
+        )
+        return text
 
     def close(self) -> None:
         """Stop the worker, the local model and the embedded server; safe to call twice."""

@@ -22,6 +22,10 @@ _DEFAULT_GREETING = _INTRO + "Hello! This is rico lab's local model, not OpenAI.
 _SAY = re.compile(r"Say:\s*[\"“](.+?)[\"”]", re.DOTALL)
 _CALL = re.compile(r"/call\s+(\S+)\s*(.*)", re.DOTALL)
 _FAIL = re.compile(r"/fail(?:\s+(.*))?", re.DOTALL)
+#: A text turn that opens with this asks for a recap of the transcript after it, one
+#: ``user:``, ``agent:`` or ``tool:`` line per turn or call (what :mod:`rico_lab.recap` sends).
+RECAP_REQUEST = "Recap this conversation."
+_TRANSCRIPT_LINE = re.compile(r"^(user|agent|tool): (.*)$", re.MULTILINE)
 
 
 @dataclass
@@ -124,6 +128,8 @@ def plan_reply(
         plan = tool_result_reply(latest)
     elif latest is None:
         plan = greeting(instructions, session_instructions, introduced=introduced)
+    elif isinstance(latest, TextTurn) and latest.text.startswith(RECAP_REQUEST):
+        plan = recap_reply(latest.text, instructions)
     elif (scripted := script.calls.get(latest.turn)) and tool_choice != "none":
         if scripted[0] not in tool_names:
             logger.warning("turn %d: scripted tool %r is not offered", latest.turn, scripted[0])
@@ -154,6 +160,26 @@ def greeting(instructions: str, session_instructions: str, *, introduced: bool) 
 def audio_reply(turn: AudioTurn) -> Speak:
     """Acknowledge a spoken turn with the speech length the detector measured."""
     return Speak(f"Turn {turn.turn}: I heard {turn.duration_s:.1f} seconds of speech.")
+
+
+def recap_reply(request: str, instructions: str) -> Speak:
+    """Recap a transcript by counting and quoting it, so the same talk gets the same recap.
+
+    It names the instructions' recap prompt (their last line), to show which one it followed.
+    """
+    lines = _TRANSCRIPT_LINE.findall(request)
+    said = [text for who, text in lines if who == "user"]
+    answers = sum(who == "agent" for who, _ in lines)
+    tools = [text.split(" ", 1)[0] for who, text in lines if who == "tool"]
+    parts = [f"Recap: {len(said)} user turns, {answers} agent turns, {len(tools)} tool calls."]
+    if said:
+        parts.append(f'The user began with "{said[0]}" and ended with "{said[-1]}".')
+    if tools:
+        parts.append(f"Tools: {', '.join(dict.fromkeys(tools))}.")
+    prompt = instructions.strip().splitlines()[-1] if instructions.strip() else ""
+    if prompt:
+        parts.append(f"Asked: {prompt}")
+    return Speak(" ".join(parts))
 
 
 def text_reply(turn: TextTurn, tool_names: list[str], *, allow_calls: bool) -> Speak | Call | Fail:

@@ -29,13 +29,17 @@ EVENT_TYPES = {
     "usage": "model, input_tokens, output_tokens (totals of the conversation so far)",
     "error": "message",
     "client_latency": "latency_s, after (speech or text): measured in the client",
+    "recap": "text, role, role_version, model: a summary written on request (lab.recap)",
 }
 
 _SESSION_COLUMNS = [
     "session", "role", "role_version", "model", "user", "started", "ended", "duration_s",
     "end_reason", "user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors",
-    "errors", "file",
+    "errors", "recap", "file",
 ]  # fmt: skip
+_SESSION_COUNTS = (
+    "user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors", "errors",
+)  # fmt: skip
 _TURN_COLUMNS = [
     "session", "turn", "speaker", "text", "words", "started", "ended", "duration_s",
     "interrupted", "role", "role_version", "end_of_turn_delay_s", "ttft_s", "e2e_latency_s",
@@ -59,6 +63,7 @@ class Log:
         self._events: list[dict[str, Any]] = list(events)
         self._files: dict[str, IO[str]] = {}
         self._paths: dict[str, Path] = {}
+        self._ended: set[str] = set()
         self._lock = threading.Lock()
 
     def write(self, session: str, type: str, **fields: Any) -> dict[str, Any]:
@@ -74,6 +79,8 @@ class Log:
                 file.write(line + "\n")
                 file.flush()
                 if type == "session_ended":
+                    self._ended.add(session)
+                if session in self._ended:  # an event after the end (a recap) reopened it
                     file.close()
                     del self._files[session]
         return event
@@ -214,15 +221,13 @@ class Log:
         """One row per conversation, the one in progress included (``ended`` is NaT)."""
         sessions: dict[str, dict[str, Any]] = {}
         for e in self._snapshot():
-            row = sessions.setdefault(
-                e["session"],
-                {c: None for c in _SESSION_COLUMNS}
-                | {"session": e["session"], "started": e["t"], "file": ""}
-                | dict.fromkeys(
-                    ("user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors"), 0
+            if e["session"] not in sessions:
+                sessions[e["session"]] = (
+                    dict.fromkeys(_SESSION_COLUMNS)
+                    | dict.fromkeys(_SESSION_COUNTS, 0)
+                    | {"session": e["session"], "started": e["t"], "file": ""}
                 )
-                | {"errors": 0},
-            )
+            row = sessions[e["session"]]
             kind = e["type"]
             if kind == "session_started":
                 row.update({k: e.get(k) for k in ("role", "role_version", "model", "user")})
@@ -239,6 +244,8 @@ class Log:
                 row["tool_errors"] += e.get("error") is not None
             elif kind == "error":
                 row["errors"] += 1
+            elif kind == "recap":
+                row["recap"] = e.get("text")
         for name, row in sessions.items():
             row["file"] = str(self._paths.get(name, row["file"] or ""))
             if row["ended"] is not None:
@@ -249,14 +256,7 @@ class Log:
             times=("started", "ended"),
             categories={"session": None, "role": None, "model": None},
             floats=("duration_s",),
-            ints=(
-                "user_turns",
-                "agent_turns",
-                "interruptions",
-                "tool_calls",
-                "tool_errors",
-                "errors",
-            ),
+            ints=_SESSION_COUNTS,
         )
 
     def __len__(self) -> int:

@@ -169,7 +169,16 @@ def rehearse(
     reply_timeout_s: float = 30.0,
     progress: bool = True,
 ) -> Rehearsal:
-    """Run ``script`` against each of ``roles`` in ``lab``; see :meth:`Lab.rehearse`."""
+    """Play the same scripted user turns to each role, and check what comes back.
+
+    ``script`` is a :class:`Script` or the path of its YAML file (``turns:`` of
+    ``say:``, optional ``wait_s:`` and ``expect:`` with ``tool``/``args``,
+    ``contains``, ``latency_s``). ``mode="text"`` types each turn as the voice client
+    does; ``mode="audio"`` says it with espeak-ng through a microphone track. Up to
+    ``parallel`` roles run at once, with a progress bar. Returns a :class:`Rehearsal`:
+    ``results`` (one row per role and turn, with an ``expect_*`` column per
+    expectation and ``passed``) and the log of those conversations.
+    """
     if mode not in ("text", "audio"):
         raise ValueError(f"mode is 'text' or 'audio', not {mode!r}")
     if not isinstance(script, Script):
