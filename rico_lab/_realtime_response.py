@@ -18,7 +18,7 @@ from typing import Any
 from rico_lab import speech
 from rico_lab._realtime_protocol import PCM, Conversation, new_id
 from rico_lab._vad import INPUT_RATE
-from rico_lab.local_script import Call, Fail, Speak
+from rico_lab.local_script import Call, Drop, Fail, Speak
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Response:
     """One response in flight: what was asked for, what it will say, how it ended."""
 
     id: str
-    plan: Speak | Call | Fail
+    plan: Speak | Call | Fail | Drop
     modalities: list[str]
     voice: str
     instructions: str
@@ -121,6 +121,10 @@ class Response:
         }
 
 
+class ConnectionDropped(Exception):
+    """A :class:`Drop` plan reached its halfway mark: the session must close the socket."""
+
+
 class ResponseStream:
     """Streams a response's output into the conversation, between created and done."""
 
@@ -145,9 +149,12 @@ class ResponseStream:
             if isinstance(response.plan, Call):
                 await self._stream_call(response.plan)
             else:
-                await self._stream_message(response.plan.text, stream_speedup)
+                drop = isinstance(response.plan, Drop)
+                await self._stream_message(response.plan.text, stream_speedup, drop=drop)
             if response.cancelled.is_set():
                 return "cancelled", {"type": "cancelled", "reason": response.cancel_reason}
+        except ConnectionDropped:
+            raise
         except speech.SpeechSynthesisError as e:
             logger.error("session %s: %s", self._session_id, e)
             return "failed", _failure("speech_synthesis_failed", str(e))
@@ -209,7 +216,11 @@ class ResponseStream:
         logger.info("session %s: calling %s(%s)", self._session_id, call.name, arguments)
         await self._finish_output_item(done, previous)
 
-    async def _stream_message(self, text: str, stream_speedup: float) -> None:
+    async def _stream_message(self, text: str, stream_speedup: float, drop: bool = False) -> None:
+        """Stream ``text`` as audio with a transcript, or as text.
+
+        With ``drop``, only its first half, then raise :class:`ConnectionDropped`.
+        """
         response = self._response
         audio_out = "audio" in response.modalities
         item_id = new_id("item")
@@ -242,6 +253,8 @@ class ResponseStream:
             for index in range(n_chunks):
                 if response.cancelled.is_set():
                     break
+                if drop and index >= n_chunks // 2:
+                    raise ConnectionDropped
                 # the transcript runs a little ahead of the audio, as OpenAI's does
                 while words and len(said) < len(text) * (index + 1) / n_chunks:
                     said += words[0]
@@ -262,6 +275,8 @@ class ResponseStream:
             self._conversation.audio_s[item_id] = response.audio_s
         else:
             while words and not await response.pause(step_s):
+                if drop and len(said) >= len(text) // 2:
+                    raise ConnectionDropped
                 said += words[0]
                 await self._emit("response.output_text.delta", delta=words.pop(0), **ids)
             await self._emit("response.output_text.done", text=said, **ids)

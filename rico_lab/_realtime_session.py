@@ -31,11 +31,12 @@ from rico_lab._realtime_protocol import (
     new_id,
     normalize_turn_detection,
 )
-from rico_lab._realtime_response import Response, ResponseStream
+from rico_lab._realtime_response import ConnectionDropped, Response, ResponseStream
 from rico_lab._vad import INPUT_RATE, SpeechDetector, VadEvent, speech_duration
 from rico_lab.local_script import (
     AudioTurn,
     Call,
+    Drop,
     Fail,
     LocalScript,
     Speak,
@@ -499,7 +500,7 @@ class Session:
         self._response = response
         response.task = asyncio.create_task(self._run_response(response))
 
-    def _plan(self, params: dict[str, Any], instructions: str) -> Speak | Call | Fail:
+    def _plan(self, params: dict[str, Any], instructions: str) -> Speak | Call | Fail | Drop:
         """Hand the newest input since the last response to the script's rules."""
         latest = self._pending[-1] if self._pending else None
         self._pending = []
@@ -522,7 +523,13 @@ class Session:
         body = response.body(self._conversation.id, "in_progress")
         await self._emit("response.created", response=body)
         stream = ResponseStream(response, self._conversation, self._emit, self.id)
-        status, details = await stream.run(self._script().stream_speedup)
+        try:
+            status, details = await stream.run(self._script().stream_speedup)
+        except ConnectionDropped:
+            logger.warning("session %s: dropping the connection mid-response, as asked", self.id)
+            self._response = None
+            await self._ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"connection dropped")
+            return
         # the next response may start as soon as the client sees response.done
         self._response = None
         logger.info("session %s: response %s %s", self.id, response.id, status)

@@ -95,6 +95,16 @@ class Fail:
     message: str
 
 
+@dataclass(frozen=True)
+class Drop:
+    """Start saying this line, then close the connection halfway through it.
+
+    What a network fault or a restarting model server does to a client mid-response.
+    """
+
+    text: str
+
+
 def plan_reply(
     script: LocalScript,
     latest: AudioTurn | TextTurn | ToolResult | None,
@@ -104,7 +114,7 @@ def plan_reply(
     introduced: bool,
     tool_names: list[str],
     tool_choice: Any,
-) -> Speak | Call | Fail:
+) -> Speak | Call | Fail | Drop:
     """Decide a response from the newest input since the last one, ``None`` when there is none.
 
     A tool result is reported, no input is a greeting, a turn the script lists is that call,
@@ -123,7 +133,7 @@ def plan_reply(
     Returns:
         The line to speak, the call to make, or the failure to report.
     """
-    plan: Speak | Call | Fail
+    plan: Speak | Call | Fail | Drop
     if isinstance(latest, ToolResult):
         plan = tool_result_reply(latest)
     elif latest is None:
@@ -182,14 +192,19 @@ def recap_reply(request: str, instructions: str) -> Speak:
     return Speak(" ".join(parts))
 
 
-def text_reply(turn: TextTurn, tool_names: list[str], *, allow_calls: bool) -> Speak | Call | Fail:
+def text_reply(
+    turn: TextTurn, tool_names: list[str], *, allow_calls: bool
+) -> Speak | Call | Fail | Drop:
     """Echo a text turn, or run a command typed by the user.
 
     ``/call NAME {json}`` calls a tool, so one can be tried by typing; ``/fail MESSAGE``
-    fails the response, so what a client shows for a model error can be seen and tested.
+    fails the response and ``/drop`` drops the connection in the middle of one, so what a
+    client shows for a model error, and how it recovers, can be seen and tested.
     """
     if match := _FAIL.fullmatch(turn.text.strip()):
         return Fail(match[1] or "scripted failure")
+    if turn.text.strip() == "/drop":
+        return Drop(f"Turn {turn.turn}: this reply is cut off halfway by a dropped connection.")
     if allow_calls and (match := _CALL.fullmatch(turn.text.strip())):
         return _slash_call(turn.turn, match[1], match[2].strip(), tool_names)
     return Speak(f"Turn {turn.turn}: you wrote: {turn.text}")

@@ -113,6 +113,7 @@ class Conversation:
         self._applied = self._turn = role.version
         self._tool_errors = 0
         self._showing_tool_error = False
+        self._error_at: float | None = None  # when the model error on show happened
         self.session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
         self.session.on("error", self._on_error)
         self.session.on("session_usage_updated", self._on_usage)
@@ -263,9 +264,12 @@ class Conversation:
         message = describe_error(event.error)
         self._spec.on_error(f"room {self.room}: {message}")
         # the voice client shows this attribute, so the user sees why the agent is silent
-        attributes = {"rico_lab.error": message[:500]}
-        self._keep(self._ctx.room.local_participant.set_attributes(attributes))
+        self._set_error(message[:500])
+        self._error_at = event.created_at
         self._write("error", message=message)
+
+    def _set_error(self, message: str) -> None:
+        self._keep(self._ctx.room.local_participant.set_attributes({"rico_lab.error": message}))
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         """The client's own measure of each reply's latency, sent over WebRTC."""
@@ -295,6 +299,10 @@ class Conversation:
             return
         if item.role == "user":
             self._turn = self._applied
+        elif self._error_at is not None and item.created_at > self._error_at:
+            # a reply begun after the error came through: the client stops showing it
+            self._error_at = None
+            self._set_error("")
         metrics = dict(item.metrics)
         self._write(
             "turn",

@@ -60,6 +60,8 @@ class VoiceParticipant:
         @self.room.on("participant_attributes_changed")
         def _on_attributes(_changed: dict[str, str], participant: rtc.Participant) -> None:
             if participant.identity != self.info.identity:
+                # an attribute set to "" is deleted: take the whole set, not only the changes
+                self.agent_attributes.clear()
                 self.agent_attributes.update(participant.attributes)
 
         def _on_text(reader: rtc.TextStreamReader, identity: str) -> None:

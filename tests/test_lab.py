@@ -89,6 +89,29 @@ def test_typed_turn_and_a_model_failure_reach_the_client(lab, participant):
     assert lab.errors[errors_before].startswith(f"room {p.info.room}: OpenAI Realtime")
 
 
+def test_a_dropped_model_connection_is_reported_and_the_next_turn_works(lab, participant):
+    p = participant()
+    p.wait_for("the greeting", p.greeted)
+    listening = lambda: p.agent_attributes.get("lk.agent.state") == "listening"  # noqa: E731
+    p.wait_for("its end", listening)
+    errors_before = len(lab.errors)
+    p.type("/drop")  # the local model closes its websocket halfway through the reply
+    p.wait_for("the error attribute", lambda: p.agent_attributes.get("rico_lab.error"))
+    shown = p.agent_attributes["rico_lab.error"]
+    assert "connection closed unexpectedly" in shown, shown
+    assert lab.errors[errors_before] == f"room {p.info.room}: {shown}"
+    # the plugin reconnects, with the conversation so far; the next turn is answered
+    p.wait_for("the agent to listen again", listening)
+    p.type("still there?")
+    answered = lambda: any("you wrote: still there?" in x for x in p.agent_lines())  # noqa: E731
+    p.wait_for("the next reply", answered)
+    p.wait_for("the error to clear", lambda: not p.agent_attributes.get("rico_lab.error"))
+    events = [e for e in lab.log._snapshot() if e["session"] == p.info.room]
+    assert [e["message"] for e in events if e["type"] == "error"] == [shown]
+    said = [e["text"] for e in events if e["type"] == "turn" and e["speaker"] == "agent"]
+    assert any("you wrote: still there?" in text for text in said)
+
+
 def test_a_role_edit_reaches_the_live_conversation_on_its_next_turn(tmp_path, participant_in):
     (tmp_path / "tutor.yaml").write_text(
         "instructions: You teach French.\ngreeting: Bonjour, I teach French.\n"

@@ -9,6 +9,7 @@ import pytest
 from rico_lab.local_script import (
     AudioTurn,
     Call,
+    Drop,
     Fail,
     LocalScript,
     Speak,
@@ -78,6 +79,13 @@ def test_slash_fail_fails_the_response_with_its_message() -> None:
     assert plan(TextTurn(1, "/failure is an option")) == Speak(
         "Turn 1: you wrote: /failure is an option"
     )
+
+
+def test_slash_drop_plans_a_reply_cut_by_a_dropped_connection() -> None:
+    assert text_reply(TextTurn(2, " /drop "), [], allow_calls=True) == Drop(
+        "Turn 2: this reply is cut off halfway by a dropped connection."
+    )
+    assert plan(TextTurn(1, "/drop it")) == Speak("Turn 1: you wrote: /drop it")
 
 
 def test_slash_call_mistakes_are_said_not_called() -> None:

@@ -251,6 +251,14 @@ def test_model_error_is_shown(error_page):
     talk.locator(".rico-text-input").press("Enter")
     expect(talk.locator(".rico-error")).to_contain_text("Model error:", timeout=30_000)
     expect(talk.locator(".rico-error")).to_contain_text("the model is down")
+    # the next reply that comes through clears it
+    expect(talk).to_have_attribute("data-agent-state", "listening", timeout=30_000)
+    talk.locator(".rico-text-input").fill("and now?")
+    talk.locator(".rico-text-input").press("Enter")
+    expect(talk.locator(".rico-line.rico-agent", has_text="you wrote: and now?")).to_be_visible(
+        timeout=30_000
+    )
+    expect(talk.locator(".rico-error")).to_have_text("")
 
 
 def test_unreachable_server_is_named(error_page):
