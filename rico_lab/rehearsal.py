@@ -369,11 +369,14 @@ class _Participant:
         return time.monotonic()
 
     def speak(self, text: str) -> float:
-        """Say ``text`` (espeak-ng) in real time; returns when the speech itself ended.
+        """Say ``text`` (espeak-ng) in real time; see :meth:`say`."""
+        return self.say(synthesize(text, sample_rate=_RATE).astype(np.int16))
+
+    def say(self, speech: np.ndarray) -> float:
+        """Play ``speech`` (int16 at 24 kHz) in real time; returns when it has all gone out.
 
         A second of silence follows, for the model's turn detection.
         """
-        speech = synthesize(text, sample_rate=_RATE).astype(np.int16)
         timeout = 30 + len(speech) / _RATE
         self._thread.run(self._play(speech), timeout)
         ended = time.monotonic()  # _play waited for the source's queue to drain
