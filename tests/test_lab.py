@@ -2,6 +2,7 @@ import contextlib
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -406,3 +407,24 @@ def test_a_busy_machine_still_gets_its_agent(lab, participant):
     finally:
         for burner in burners:
             burner.kill()
+
+
+@pytest.mark.unit
+def test_the_switch_interval_is_lowered_while_a_lab_is_open():
+    from rico_lab.lab import GIL_SWITCH_INTERVAL_S, _SwitchInterval
+
+    class Holder:  # weakly referenced, as a Lab is
+        pass
+
+    before = sys.getswitchinterval()
+    interval, first, second = _SwitchInterval(), Holder(), Holder()
+    try:
+        interval.hold(first)
+        interval.hold(second)
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
+        interval.release(first)
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
+        interval.release(second)
+        assert sys.getswitchinterval() == before
+    finally:
+        sys.setswitchinterval(before)

@@ -1,0 +1,110 @@
+"""Does the agent keep talking smoothly while a notebook cell keeps the kernel busy?
+
+``python benchmarks/busy_kernel.py [SECONDS]`` (10 by default) starts a lab and a
+``livekit.rtc`` participant, types a long line so the local model reads it back for longer
+than SECONDS, and measures that reply at the participant twice: once with this (the
+kernel's) main thread idle, once while it runs pure-Python CPU-bound code for SECONDS, as a
+busy cell does. The agent, the local model and the worker live in this process and need
+the GIL between the cell's bytecodes.
+
+Three replies, one per row: kernel idle; busy at Python's default 5 ms switch interval;
+busy at the 0.2 ms a lab sets (``rico_lab.lab.GIL_SWITCH_INTERVAL_S``). Printed side by
+side: the longest gap between two frames of agent audio arriving, the longest quiet stretch
+inside the reply (espeak's own pauses between phrases are in every row; a starved sender
+shows as longer ones), the reply's length, and how much work the busy cell got done.
+Target from issue 7: no gap over 60 ms.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from livekit import rtc
+
+import rico_lab
+from rico_lab.lab import GIL_SWITCH_INTERVAL_S
+from rico_lab.rehearsal import _BLOCK, _FRAME_MS, _RATE, _SPEECH_RMS, _Participant, _wait
+
+DEFAULT_INTERVAL_S = 0.005  # Python's own
+LINE = (
+    "Please read this back slowly: the quick brown fox jumps over the lazy dog, "
+    "then runs across the field, over the hill and through the woods, past the river "
+    "and the old mill, until it reaches the farm where the hens are sleeping in the barn."
+)
+
+
+class Listener(_Participant):
+    """A participant that keeps every frame's arrival and its 10 ms blocks' loudness."""
+
+    frames: list[tuple[float, np.ndarray]]
+
+    async def _listen(self, track: rtc.Track) -> None:
+        self.frames = []
+        stream = rtc.AudioStream(track, sample_rate=_RATE, num_channels=1, frame_size_ms=_FRAME_MS)
+        async for event in stream:
+            samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+            blocks = samples[: samples.size - samples.size % _BLOCK].reshape(-1, _BLOCK)
+            self.frames.append((time.monotonic(), np.sqrt((blocks**2).mean(axis=1))))
+
+
+def busy(seconds: float) -> int:
+    """Pure-Python work that holds the GIL between bytecodes, like a busy cell.
+
+    Returns how many rounds it got done, the cell's share of the CPU.
+    """
+    end, rounds = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        sum(i * i for i in range(2000))
+        rounds += 1
+    return rounds
+
+
+def reply(listener: Listener, since: float) -> tuple[float, float, float]:
+    """(longest arrival gap, longest quiet stretch inside the reply, its length), seconds."""
+    frames = [(t, rms) for t, rms in listener.frames if t > since]
+    arrivals = np.array([t for t, _ in frames])
+    loud = np.concatenate([rms for _, rms in frames]) > _SPEECH_RMS
+    voiced = np.flatnonzero(loud)
+    inside = loud[voiced[0] : voiced[-1] + 1]
+    quiet, longest = 0, 0
+    for block in inside:
+        quiet = 0 if block else quiet + 1
+        longest = max(longest, quiet)
+    return float(np.diff(arrivals).max()), longest * _BLOCK / _RATE, inside.size * _BLOCK / _RATE
+
+
+def main() -> None:
+    """Read the same line back idle and busy, busy at both switch intervals; print them."""
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    rows = [
+        ("idle kernel", None, GIL_SWITCH_INTERVAL_S),
+        (f"busy, Python's {DEFAULT_INTERVAL_S * 1000:g} ms switch", seconds, DEFAULT_INTERVAL_S),
+        (f"busy, the lab's {GIL_SWITCH_INTERVAL_S * 1000:g} ms switch", seconds, None),
+    ]
+    figures = {}
+    with rico_lab.Lab() as lab:
+        listener = Listener(lab.join("demo"))
+        listener.join(30)
+        for label, busy_s, interval in rows:
+            sys.setswitchinterval(interval or GIL_SWITCH_INTERVAL_S)
+            _wait(lambda: listener.agent_state() == "listening", 60, "the agent to listen")
+            since = listener.type(LINE)
+            _wait(lambda: listener.agent_state() == "speaking", 30, "the reply")
+            work = busy(busy_s) if busy_s else 0
+            _wait(lambda: listener.agent_state() == "listening", 60, "the reply to end")
+            figures[label] = (*reply(listener, since), work)
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        listener.close()
+    print(f"one reply read back per row, local model ({time.strftime('%Y-%m-%d')}); ms")
+    print(f"{'':<30} {'frame gap':>9} {'quiet in reply':>14} {'reply':>6} {'cell work':>9}")
+    for label, (gap, quiet, length, work) in figures.items():
+        print(f"{label:<30} {gap * 1000:9.0f} {quiet * 1000:14.0f} {length * 1000:6.0f} {work:9d}")
+    worst = figures[rows[2][0]][0] * 1000
+    verdict = "met" if worst <= 60 else f"missed by {worst - 60:.0f} ms"
+    print(f"target (lab's switch): no frame gap over 60 ms: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
