@@ -169,6 +169,54 @@ def test_agent_speaks_on_while_a_cell_computes(kernel):
     assert longest < 1.0, f"{longest:.2f} s of silence inside the reply"
 
 
+# threads started in Python; not livekit's native threads that call back into it (Dummy-N),
+# nor tqdm's monitor (tqdm's own, started by any bar, even a disabled one)
+THREADS = (
+    "import threading\n"
+    "print(sorted(t.name for t in threading.enumerate()\n"
+    "             if not isinstance(t, threading._DummyThread) and t.name != 'tqdm_monitor'))"
+)
+
+
+def test_an_interrupt_stops_the_cell_not_the_lab_and_close_or_restart_leave_nothing(kernel):
+    manager, client = kernel
+    start_lab = notebook_code("01_talk.ipynb")[0]
+    before = run(client, THREADS)
+    run(client, start_lab)
+    server_pid, server_port = map(
+        int, run(client, "print(lab.livekit_server.pid, lab.livekit_server.port)").split()
+    )
+    # the stop button interrupts the running cell; the lab's threads go on
+    msg_id = client.execute("import time\ntime.sleep(60)")
+    time.sleep(1)
+    manager.interrupt_kernel()
+    reply = client.get_shell_msg(timeout=10)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    printed = run(
+        client,
+        "from rico_lab.rehearsal import Script\n"
+        "r = lab.rehearse(['demo'], Script.from_dict({'turns': [{'say': 'still here?'}]}), "
+        "progress=False)\n"
+        "print(r.results.reply[0])",
+    )
+    assert "you wrote: still here?" in printed
+    # close: the lab's threads end, its server and port are gone
+    run(client, "lab.close()")
+    deadline = time.monotonic() + 10
+    while run(client, THREADS) != before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert run(client, THREADS) == before
+    assert wait_gone(server_pid, server_port)
+    # a restart with a lab open takes its server down with the old kernel
+    run(client, start_lab)
+    server_pid, server_port = map(
+        int, run(client, "print(lab.livekit_server.pid, lab.livekit_server.port)").split()
+    )
+    manager.restart_kernel(now=True)
+    assert wait_gone(server_pid, server_port), "livekit-server outlived the restarted kernel"
+
+
 def _has_reply(client, msg_id, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
