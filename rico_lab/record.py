@@ -106,6 +106,11 @@ class Log:
         with self._lock:
             return list(self._events)
 
+    def _since(self, start: int) -> list[dict[str, Any]]:
+        """The events from index ``start`` on (a log only grows)."""
+        with self._lock:
+            return self._events[start:]
+
     @property
     def events(self) -> pd.DataFrame:
         """Every event: ``t``, ``session``, ``type``, and the rest of it as ``data``."""

@@ -219,7 +219,8 @@ def _run(
     bar: tqdm,
 ) -> list[dict[str, Any]]:
     session = participant.info.room
-    _wait(lambda: _agent_turns(lab, session), timeout, f"{role}: the greeting")
+    record = _Record(lab.log, session)
+    _wait(lambda: record.update().replies, timeout, f"{role}: the greeting")
     rows = []
     for number, turn in enumerate(script.turns, start=1):
         time.sleep(turn.wait_s)
@@ -228,16 +229,15 @@ def _run(
             timeout,
             f"{role}: the agent to listen",
         )
-        before = len(_agent_turns(lab, session))
-        calls_before = len(_tool_calls(lab, session))
+        before, calls_before = len(record.replies), len(record.calls)
         ended = participant.type(turn.say) if mode == "text" else participant.speak(turn.say)
         _wait(
-            lambda before=before: len(_agent_turns(lab, session)) > before,
+            lambda before=before: len(record.update().replies) > before,
             timeout,
             f"{role}: a reply to turn {number}",
         )
-        reply = " ".join(_agent_turns(lab, session)[before:])
-        calls = _tool_calls(lab, session)[calls_before:]
+        reply = " ".join(record.replies[before:])
+        calls = record.calls[calls_before:]
         onset = participant.audio_onset_after(ended)
         latency = onset - ended if onset is not None else None
         checks = {
@@ -281,16 +281,30 @@ def _results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _agent_turns(lab: Lab, session: str) -> list[str]:
-    return [
-        e.get("text", "")
-        for e in lab.log._snapshot()
-        if e["session"] == session and e["type"] == "turn" and e.get("speaker") == "agent"
-    ]
+class _Record:
+    """One conversation's agent lines and tool calls in the lab's log, read as they come.
 
+    The rehearsal polls every 50 ms per role; reading only the events added since the last
+    poll keeps that cheap however long the lab's log has grown.
+    """
 
-def _tool_calls(lab: Lab, session: str) -> list[dict[str, Any]]:
-    return [e for e in lab.log._snapshot() if e["session"] == session and e["type"] == "tool_call"]
+    def __init__(self, log: Log, session: str) -> None:
+        self._log, self._session, self._read = log, session, 0
+        self.replies: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+
+    def update(self) -> _Record:
+        """Take in the events logged since the last update; returns itself."""
+        events = self._log._since(self._read)
+        self._read += len(events)
+        for e in events:
+            if e["session"] != self._session:
+                continue
+            if e["type"] == "turn" and e.get("speaker") == "agent":
+                self.replies.append(e.get("text", ""))
+            elif e["type"] == "tool_call":
+                self.calls.append(e)
+        return self
 
 
 def _contains(arguments: dict[str, Any], expected: dict[str, Any]) -> bool:
