@@ -51,6 +51,31 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 TOKEN_TTL = timedelta(minutes=10)
 
 
+def join_token(
+    api_key: str,
+    api_secret: str,
+    *,
+    room: str,
+    identity: str,
+    role: str,
+    ttl: timedelta = TOKEN_TTL,
+) -> str:
+    """A token that joins ``room`` only, and dispatches the rico_lab agent with ``role``.
+
+    The dispatch rides in the token, so the agent comes when the user does and a room
+    nobody joins costs nothing.
+    """
+    dispatch = api.RoomAgentDispatch(agent_name=AGENT_NAME, metadata=json.dumps({"role": role}))
+    return (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(identity)
+        .with_ttl(ttl)
+        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .with_room_config(api.RoomConfiguration(agents=[dispatch]))
+        .to_jwt()
+    )
+
+
 @dataclass(frozen=True)
 class JoinInfo:
     """How a client joins one new conversation: LiveKit URL, a room-scoped token, the room."""
@@ -238,16 +263,8 @@ class Lab:
         loaded = self.role(role)
         room = f"{loaded.name}-{uuid.uuid4().hex[:8]}"
         identity = identity or f"user-{uuid.uuid4().hex[:6]}"
-        dispatch = api.RoomAgentDispatch(
-            agent_name=AGENT_NAME, metadata=json.dumps({"role": loaded.name})
-        )
-        token = (
-            api.AccessToken(self.api_key, self._api_secret)
-            .with_identity(identity)
-            .with_ttl(TOKEN_TTL)
-            .with_grants(api.VideoGrants(room_join=True, room=room))
-            .with_room_config(api.RoomConfiguration(agents=[dispatch]))
-            .to_jwt()
+        token = join_token(
+            self.api_key, self._api_secret, room=room, identity=identity, role=loaded.name
         )
         return JoinInfo(url=self.url, token=token, room=room, identity=identity, role=loaded.name)
 
