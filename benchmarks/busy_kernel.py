@@ -8,7 +8,7 @@ busy cell does. The agent, the local model and the worker live in this process a
 the GIL between the cell's bytecodes.
 
 Three replies, one per row: kernel idle; busy at Python's default 5 ms switch interval;
-busy at the 0.2 ms a lab sets (``rico_lab.lab.GIL_SWITCH_INTERVAL_S``). Printed side by
+busy at 0.2 ms (``sys.setswitchinterval``, set here). Printed side by
 side: the longest gap between two frames of agent audio arriving, the longest quiet stretch
 inside the reply (espeak's own pauses between phrases are in every row; a starved sender
 shows as longer ones), the reply's length, and how much work the busy cell got done.
@@ -24,10 +24,12 @@ import numpy as np
 from livekit import rtc
 
 import rico_lab
-from rico_lab.lab import GIL_SWITCH_INTERVAL_S
 from rico_lab.rehearsal import _BLOCK, _FRAME_MS, _RATE, _SPEECH_RMS, _Participant, _wait
 
 DEFAULT_INTERVAL_S = 0.005  # Python's own
+#: A shorter interval tried against the stall (see docs/performance.md for why a lab does
+#: not set it yet)
+GIL_SWITCH_INTERVAL_S = 0.0002
 LINE = (
     "Please read this back slowly: the quick brown fox jumps over the lazy dog, "
     "then runs across the field, over the hill and through the woods, past the river "
@@ -79,9 +81,9 @@ def main() -> None:
     """Read the same line back idle and busy, busy at both switch intervals; print them."""
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     rows = [
-        ("idle kernel", None, GIL_SWITCH_INTERVAL_S),
+        ("idle kernel", None, DEFAULT_INTERVAL_S),
         (f"busy, Python's {DEFAULT_INTERVAL_S * 1000:g} ms switch", seconds, DEFAULT_INTERVAL_S),
-        (f"busy, the lab's {GIL_SWITCH_INTERVAL_S * 1000:g} ms switch", seconds, None),
+        (f"busy, a {GIL_SWITCH_INTERVAL_S * 1000:g} ms switch", seconds, None),
     ]
     figures = {}
     with rico_lab.Lab() as lab:
@@ -95,7 +97,7 @@ def main() -> None:
             work = busy(busy_s) if busy_s else 0
             _wait(lambda: listener.agent_state() == "listening", 60, "the reply to end")
             figures[label] = (*reply(listener, since), work)
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        sys.setswitchinterval(DEFAULT_INTERVAL_S)
         listener.close()
     print(f"one reply read back per row, local model ({time.strftime('%Y-%m-%d')}); ms")
     print(f"{'':<30} {'frame gap':>9} {'quiet in reply':>14} {'reply':>6} {'cell work':>9}")
@@ -103,7 +105,7 @@ def main() -> None:
         print(f"{label:<30} {gap * 1000:9.0f} {quiet * 1000:14.0f} {length * 1000:6.0f} {work:9d}")
     worst = figures[rows[2][0]][0] * 1000
     verdict = "met" if worst <= 60 else f"missed by {worst - 60:.0f} ms"
-    print(f"target (lab's switch): no frame gap over 60 ms: {verdict}")
+    print(f"target (0.2 ms switch): no frame gap over 60 ms: {verdict}")
 
 
 if __name__ == "__main__":

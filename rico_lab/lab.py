@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import secrets
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -42,12 +41,6 @@ logger = logging.getLogger(__name__)
 ToolHandler = TypeVar("ToolHandler", bound=Callable[..., Any])
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-#: While a lab is open the interpreter offers the GIL to waiting threads every 0.2 ms, not
-#: Python's default 5 ms. The agent, its model connection and the local model are threads of
-#: the kernel, each waking hundreds of times a second; behind a CPU-bound cell each wake-up
-#: waited up to a whole interval, and a reply's audio stalled for seconds. At 0.2 ms it flows
-#: as with an idle kernel (benchmarks/busy_kernel.py prints both).
-GIL_SWITCH_INTERVAL_S = 0.0002
 TOKEN_TTL = timedelta(minutes=10)
 
 
@@ -130,7 +123,6 @@ class Lab:
         self._worker: Worker | None = None
         self._loop = LoopThread("rico_lab")
         self._closed = False
-        _switch_interval.hold(self)
         try:
             self._start(port, script, timeout)
         except BaseException:
@@ -332,7 +324,6 @@ class Lab:
             return
         self._closed = True
         _open_labs.discard(self)
-        _switch_interval.release(self)
         if self._worker is not None:
             self._worker.stop(self._loop)
         if self.realtime_server is not None and self._loop.alive:
@@ -406,31 +397,6 @@ def _check_openai_key(base_url: str, key: str) -> None:
         ) from None
 
 
-class _SwitchInterval:
-    """The interpreter's switch interval, lowered while any lab is open.
-
-    It is set to :data:`GIL_SWITCH_INTERVAL_S` by the first lab, and the one found then is
-    given back when the last lab closes.
-    """
-
-    def __init__(self) -> None:
-        self._holders: weakref.WeakSet[Lab] = weakref.WeakSet()
-        self._before: float | None = None
-
-    def hold(self, lab: Lab) -> None:
-        if self._before is None:
-            self._before = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._before, GIL_SWITCH_INTERVAL_S))
-        self._holders.add(lab)
-
-    def release(self, lab: Lab) -> None:
-        self._holders.discard(lab)
-        if not self._holders and self._before is not None:
-            sys.setswitchinterval(self._before)
-            self._before = None
-
-
-_switch_interval = _SwitchInterval()
 _open_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
 _current: weakref.ref[Lab] | None = None
 

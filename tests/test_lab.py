@@ -2,7 +2,6 @@ import contextlib
 import multiprocessing
 import os
 import socket
-import sys
 import threading
 import time
 from collections import Counter
@@ -407,26 +406,3 @@ def test_a_busy_machine_still_gets_its_agent(lab, participant):
     finally:
         for burner in burners:
             burner.kill()
-
-
-@pytest.mark.unit
-def test_the_switch_interval_is_lowered_while_a_lab_is_open():
-    from rico_lab.lab import GIL_SWITCH_INTERVAL_S, _SwitchInterval
-
-    class Holder:  # weakly referenced, as a Lab is
-        pass
-
-    outer = sys.getswitchinterval()  # lowered already if this module's lab is open
-    sys.setswitchinterval(0.005)
-    before = sys.getswitchinterval()
-    interval, first, second = _SwitchInterval(), Holder(), Holder()
-    try:
-        interval.hold(first)
-        interval.hold(second)
-        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
-        interval.release(first)
-        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
-        interval.release(second)
-        assert sys.getswitchinterval() == before
-    finally:
-        sys.setswitchinterval(outer)

@@ -114,61 +114,6 @@ def test_agent_talks_while_a_cell_blocks_the_kernel(kernel, tmp_path):
     assert wait_gone(server_pid, server_port), "livekit-server outlived the killed kernel"
 
 
-LONG_LINE = (
-    "Please read this back: the quick brown fox jumps over the lazy dog, then runs across "
-    "the field, over the hill and through the woods, past the river and the old mill."
-)
-
-
-def test_agent_speaks_on_while_a_cell_computes(kernel):
-    """A CPU-bound cell holds the GIL; the agent's threads must still get it often enough."""
-    _manager, client = kernel
-    start_lab, talk, _busy_cell = notebook_code("01_talk.ipynb")
-    run(client, start_lab)
-    run(client, talk)
-    fields = json.loads(
-        run(
-            client,
-            "import json\n"
-            "keys = ('url', 'token', 'room', 'identity', 'role')\n"
-            "print(json.dumps({k: getattr(client, k) for k in keys}))",
-        )
-    )
-    p = VoiceParticipant(JoinInfo(**fields))
-    p.connect()
-    state = lambda: p.agent_attributes.get("lk.agent.state")  # noqa: E731
-    try:
-        p.wait_for("the greeting", p.greeted)
-        p.wait_for("its end", lambda: state() == "listening")
-        p.type(LONG_LINE)
-        p.wait_for("the reply to start", lambda: state() == "speaking")
-        since = time.monotonic()
-        computing = (
-            "import time\n"
-            "end = time.perf_counter() + 8\n"
-            "while time.perf_counter() < end:\n"
-            "    sum(i * i for i in range(2000))\n"
-            "print('computed')"
-        )
-        assert "computed" in run(client, computing, timeout=30)
-        p.wait_for("the reply to end", lambda: state() == "listening", timeout=60)
-    finally:
-        p.close()
-    # inside the reply, quiet only for espeak's pauses between phrases (a quarter second or
-    # so); at Python's default switch interval the cell stalled it for seconds
-    heard = [h for h in p.heard if h.at > since]
-    loud = [i for i, h in enumerate(heard) if h.rms > SPEECH_RMS]
-    quiet = (
-        sum(h.seconds for h in run)
-        for is_loud, run in itertools.groupby(
-            heard[loud[0] : loud[-1]], lambda h: h.rms > SPEECH_RMS
-        )
-        if not is_loud
-    )
-    longest = max(quiet, default=0.0)
-    assert longest < 1.0, f"{longest:.2f} s of silence inside the reply"
-
-
 # threads started in Python; not livekit's native threads that call back into it (Dummy-N),
 # nor tqdm's monitor (tqdm's own, started by any bar, even a disabled one)
 THREADS = (
