@@ -38,15 +38,9 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and wait for its result in the calling thread.
 
-        A timeout or an interrupt (a notebook's stop button) cancels the coroutine too, so
-        nothing given up on keeps running in the background.
+        On a timeout the coroutine goes on (a disconnect given up on still disconnects).
         """
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result(timeout)
-        except BaseException:
-            future.cancel()
-            raise
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start ``coro`` on the loop without waiting for it."""

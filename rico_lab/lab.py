@@ -305,9 +305,11 @@ class Lab:
             raise LabError(f"recap: conversation {session!r} has no role in the log")
         role = self.role(name)
         model = self._make_model(role, modalities=["text"], turn_detection=None)
+        recap = self._loop.submit(write_recap(model, role.recap, transcript(events)))
         try:
-            text = self._loop.run(write_recap(model, role.recap, transcript(events)), timeout)
+            text = recap.result(timeout)
         except TimeoutError:
+            recap.cancel()  # its session closes; nothing waits for it any more
             raise LabError(
                 f"recap of {session!r}: the model ({self.model}) gave no recap in {timeout:.0f} s"
             ) from None
