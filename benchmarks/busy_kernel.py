@@ -24,7 +24,15 @@ import numpy as np
 from livekit import rtc
 
 import rico_lab
-from rico_lab.rehearsal import _BLOCK, _FRAME_MS, _RATE, _SPEECH_RMS, _Participant, _wait
+from rico_lab.rehearsal import (
+    _BLOCK,
+    _FRAME_MS,
+    _RATE,
+    _SPEECH_RMS,
+    _block_rms,
+    _Participant,
+    _wait,
+)
 
 DEFAULT_INTERVAL_S = 0.005  # Python's own
 #: A shorter interval tried against the stall (see docs/performance.md for why a lab does
@@ -46,9 +54,8 @@ class Listener(_Participant):
         self.frames = []
         stream = rtc.AudioStream(track, sample_rate=_RATE, num_channels=1, frame_size_ms=_FRAME_MS)
         async for event in stream:
-            samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
-            blocks = samples[: samples.size - samples.size % _BLOCK].reshape(-1, _BLOCK)
-            self.frames.append((time.monotonic(), np.sqrt((blocks**2).mean(axis=1))))
+            samples = np.frombuffer(event.frame.data, dtype=np.int16)
+            self.frames.append((time.monotonic(), _block_rms(samples)))
 
 
 def busy(seconds: float) -> int:

@@ -21,37 +21,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 import numpy as np
+from model_timing import time_local_model, times
 
 import rico_lab
-from rico_lab import _realtime_session
 from rico_lab.rehearsal import Script
-
-
-def instrument() -> tuple[list[float], list[float]]:
-    """Time every user message in and first audio delta out of the local server."""
-    arrived: list[float] = []
-    first_audio: list[float] = []
-    session_class = _realtime_session.Session
-    item_create, emit = session_class._on_item_create, session_class._emit
-    answered: set[str] = set()
-
-    async def on_item_create(self: Any, event: dict[str, Any]) -> None:
-        if (event.get("item") or {}).get("role") == "user":
-            arrived.append(time.monotonic())
-        await item_create(self, event)
-
-    async def timed_emit(self: Any, type_: str, **fields: Any) -> None:
-        if type_ == "response.output_audio.delta" and fields["response_id"] not in answered:
-            answered.add(fields["response_id"])
-            first_audio.append(time.monotonic())
-        await emit(self, type_, **fields)
-
-    session_class._on_item_create = on_item_create  # type: ignore[method-assign]
-    session_class._emit = timed_emit  # type: ignore[method-assign]
-    return arrived, first_audio
 
 
 def row(label: str, values: np.ndarray) -> None:
@@ -66,14 +41,14 @@ def row(label: str, values: np.ndarray) -> None:
 def main() -> None:
     """Rehearse N typed turns with the demo role, then print the figures side by side."""
     turns = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    arrived, first_audio = instrument()
+    time_local_model()
     script = Script.from_dict({"turns": [{"say": f"Turn number {i}."} for i in range(turns)]})
     with rico_lab.Lab() as lab:
         start = time.monotonic()
         rehearsal = lab.rehearse(["demo"], script, progress=False)
         wall = time.monotonic() - start
     # the greeting's audio comes first and answers no user message
-    model = np.array(first_audio[1:]) - np.array(arrived)
+    model = np.array(times("audio")[1:]) - np.array(times("message"))
     listener = rehearsal.results["latency_s"].to_numpy()
     agent = rehearsal.turns.query("speaker == 'agent'").iloc[1:]
     print(f"{turns} typed turns, one role, local model ({time.strftime('%Y-%m-%d')})")

@@ -30,15 +30,14 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from livekit import api
+from model_timing import MODEL_EVENTS, time_local_model
 
 import rico_lab
-from rico_lab import _realtime_session
 from rico_lab.lab import JoinInfo
-from rico_lab.rehearsal import _BLOCK, _RATE, _SPEECH_RMS, _Participant, _wait
+from rico_lab.rehearsal import _BLOCK, _RATE, _SPEECH_RMS, _block_rms, _Participant, _wait
 from rico_lab.speech import synthesize
 
 ROLE = "demo"
@@ -48,26 +47,6 @@ SENTENCES = [
     "What can you show me about the weather?",
     "Tell me something short.",
 ]
-
-
-#: (time, event) of the local model's end-of-speech detections and first audio of each reply
-MODEL_EVENTS: list[tuple[float, str]] = []
-
-
-def instrument_model() -> None:
-    """Time the local model's speech_stopped and first audio delta events from here."""
-    emit = _realtime_session.Session._emit
-    answered: set[str] = set()
-
-    async def timed_emit(self: Any, type_: str, **fields: Any) -> None:
-        if type_ == "input_audio_buffer.speech_stopped":
-            MODEL_EVENTS.append((time.monotonic(), "stopped"))
-        elif type_ == "response.output_audio.delta" and fields["response_id"] not in answered:
-            answered.add(fields["response_id"])
-            MODEL_EVENTS.append((time.monotonic(), "audio"))
-        await emit(self, type_, **fields)
-
-    _realtime_session.Session._emit = timed_emit  # type: ignore[method-assign]
 
 
 def split(ended: float, onset: float, hangover: float) -> tuple[float, float, float]:
@@ -83,8 +62,7 @@ def split(ended: float, onset: float, hangover: float) -> tuple[float, float, fl
 
 def trailing_quiet(speech: np.ndarray) -> float:
     """Seconds after the last loud 10 ms block of ``speech``: the voice ended before them."""
-    blocks = speech[: len(speech) - len(speech) % _BLOCK].astype(np.float64).reshape(-1, _BLOCK)
-    loud = np.flatnonzero(np.sqrt((blocks**2).mean(axis=1)) > _SPEECH_RMS)
+    loud = np.flatnonzero(_block_rms(speech) > _SPEECH_RMS)
     return (len(speech) - (loud[-1] + 1) * _BLOCK) / _RATE if loud.size else 0.0
 
 
@@ -150,7 +128,7 @@ def one_turn(
 def main() -> None:
     """Alternate turns between the lab and the bare worker; print both and their ratio."""
     turns = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    instrument_model()
+    time_local_model()
     speeches = [synthesize(s, sample_rate=_RATE).astype(np.int16) for s in SENTENCES]
     with rico_lab.Lab() as lab:
         detection = lab.role(ROLE).realtime_options().get("turn_detection")

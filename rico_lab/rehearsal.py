@@ -311,6 +311,12 @@ def _contains(arguments: dict[str, Any], expected: dict[str, Any]) -> bool:
     return all(arguments.get(key) == value for key, value in expected.items())
 
 
+def _block_rms(samples: np.ndarray) -> np.ndarray:
+    """RMS of each whole 10 ms block of int16 ``samples``: where speech is, to 10 ms."""
+    whole = samples[: samples.size - samples.size % _BLOCK].astype(np.float64)
+    return np.sqrt((whole.reshape(-1, _BLOCK) ** 2).mean(axis=1))
+
+
 def _wait(ready: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
@@ -363,9 +369,8 @@ class _Participant:
         stream = rtc.AudioStream(track, sample_rate=_RATE, num_channels=1, frame_size_ms=_FRAME_MS)
         async for event in stream:
             arrived = time.monotonic()
-            samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
-            blocks = samples[: samples.size - samples.size % _BLOCK].reshape(-1, _BLOCK)
-            loud = np.flatnonzero(np.sqrt((blocks**2).mean(axis=1)) > _SPEECH_RMS)
+            samples = np.frombuffer(event.frame.data, dtype=np.int16)
+            loud = np.flatnonzero(_block_rms(samples) > _SPEECH_RMS)
             if loud.size:
                 self._loud.append(arrived - (samples.size - loud[0] * _BLOCK) / _RATE)
 
