@@ -1,7 +1,10 @@
+import asyncio
+import concurrent.futures
 import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -16,6 +19,7 @@ from jupyterlab_browser import (
     playwright,
     run_command,
 )
+from livekit import api
 from playwright.sync_api import Page, expect
 
 from rico_lab.livekit_server import LiveKitServer
@@ -197,6 +201,71 @@ def test_no_secret_in_page_widget_state_or_saved_notebook(lab_page, livekit):
     saved = (root / "01_talk.ipynb").read_text()
     assert "application/vnd.jupyter.widget-state+json" in saved  # widget state was saved
     assert livekit.api_secret not in saved
+
+
+def participants(server: LiveKitServer, room: str) -> set[str]:
+    """Who the LiveKit server has in ``room`` (nobody once the room is gone)."""
+
+    async def ask() -> set[str]:
+        async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
+            rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            if not rooms.rooms:
+                return set()
+            found = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+            return {p.identity for p in found.participants}
+
+    # Playwright's sync API keeps an event loop running in this thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, ask()).result()
+
+
+def room_of(page: Page) -> str:
+    return client(page).locator(".rico-role").get_attribute("title").removeprefix("room ")
+
+
+def wait_until_empty(server: LiveKitServer, room: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (left := participants(server, room)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"still in room {room}: {left}"
+
+
+def test_rerunning_or_clearing_the_cell_disconnects_the_client(lab_page, livekit):
+    """Runs last on this page: re-running the talk cell leaves the old conversation (user
+    and agent) and starts a new one in a room of its own; clearing the output leaves too."""
+    _, page = lab_page
+    expect(client(page)).to_have_attribute("data-status", "connected", timeout=60_000)
+    first = room_of(page)
+    assert len(participants(livekit, first)) == 2  # the user and the agent
+    talk = next(i for i, c in enumerate(code_cells(page)) if c and "lab.talk(" in c)
+    page.evaluate(
+        "(i) => { window.jupyterapp.shell.currentWidget.content.activeCellIndex = i; }", talk
+    )
+    run_command(page, "notebook:run-cell")
+    # the new output replaces the old client: one client, in a room of its own
+    expect(client(page).locator(".rico-role")).not_to_have_attribute(
+        "title", f"room {first}", timeout=30_000
+    )
+    expect(client(page)).to_have_count(1)
+    expect(client(page)).to_have_attribute("data-status", "connected", timeout=60_000)
+    second = room_of(page)
+    wait_until_empty(livekit, first)
+    expect(client(page).locator(".rico-line.rico-agent").first).to_contain_text(
+        "Local model here.", timeout=30_000
+    )
+    assert len(participants(livekit, second)) == 2
+
+    run_command(page, "notebook:clear-cell-output")
+    expect(client(page)).to_have_count(0)
+    wait_until_empty(livekit, second)
+
+
+def code_cells(page: Page) -> list[str | None]:
+    """The open notebook's code, by cell index (None for other cells)."""
+    return page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.widgets"
+        ".map((c) => c.model.type === 'code' ? c.model.sharedModel.getSource() : null)"
+    )
 
 
 ERROR_CELLS = [
