@@ -60,7 +60,7 @@ class Session:
             a script may be changed between turns.
         on_commit: Told (session id, turn, voiced seconds, samples, item id) of every
             committed audio turn, so the server can record it.
-        on_update: Told (session id, instructions, tool names) of every accepted
+        on_update: Told (session id, instructions, tool names, voice) of every accepted
             session.update, so the server can record what the model was told.
     """
 
@@ -70,7 +70,7 @@ class Session:
         model: str,
         script: Callable[[], LocalScript],
         on_commit: Callable[[str, int, float, int, str], None],
-        on_update: Callable[[str, str, list[str]], None],
+        on_update: Callable[[str, str, list[str], str], None],
     ) -> None:
         self.id = new_id("sess")
         self.model = model
@@ -217,10 +217,28 @@ class Session:
         tools = merged.get("tools") or []
         if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools):
             raise ClientError("invalid_value", "Every tool needs a name.", "session.tools")
+        voice = merged["audio"]["output"]["voice"]
+        if voice != self._config["audio"]["output"]["voice"] and self._assistant_audio():
+            # OpenAI's rule, kept so that a client which relies on changing voices live
+            # fails here as it would in production
+            raise ClientError(
+                "cannot_update_voice",
+                "Cannot update a conversation's voice if assistant audio is present.",
+            )
         self._config = merged
         self._configure_vad()
-        self._on_update(self.id, merged.get("instructions", ""), [t["name"] for t in tools])
+        names = [t["name"] for t in tools]
+        self._on_update(self.id, merged.get("instructions", ""), names, voice)
         await self._emit("session.updated", session=self._config)
+
+    def _assistant_audio(self) -> bool:
+        """Whether the model has spoken in this conversation (or is speaking now)."""
+        if self._response is not None and self._response.audio_s > 0:
+            return True
+        spoken = self._conversation.audio_s
+        return any(
+            i.get("role") == "assistant" and i["id"] in spoken for i in self._conversation.items
+        )
 
     def _turn_detection(self) -> dict[str, Any] | None:
         return self._config["audio"]["input"]["turn_detection"]

@@ -49,11 +49,13 @@ class SessionUpdate:
         session_id: The realtime session (one per websocket connection).
         instructions: The session's instructions after the update.
         tools: Names of the tools the session offers after the update.
+        voice: The voice the session speaks with after the update.
     """
 
     session_id: str
     instructions: str
     tools: list[str]
+    voice: str
 
 
 class LocalRealtimeServer:

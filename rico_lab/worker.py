@@ -111,10 +111,12 @@ class Conversation:
         # "applied": the version the model has now; "turn": the one the current reply was
         # asked under (an agent line is recorded when it ends, maybe after another edit)
         self._applied = self._turn = role.version
+        self._options = role.realtime_options()  # the model settings the agent runs with
         self._tool_errors = 0
         self._showing_tool_error = False
         self._error_at: float | None = None  # when the model error on show happened
-        self.session: AgentSession[None] = AgentSession(llm=spec.make_model(role))
+        # each Agent brings its own model (see _agent); the session has none of its own
+        self.session: AgentSession[None] = AgentSession()
         self.session.on("error", self._on_error)
         self.session.on("session_usage_updated", self._on_usage)
         ctx.room.on("data_received", self._on_data)
@@ -158,9 +160,14 @@ class Conversation:
         task.add_done_callback(self._pending.discard)
 
     async def _apply(self, role: Role) -> None:
-        agent = self.session.current_agent
-        await agent.update_instructions(role.render())
-        await agent.update_tools(self._tools(role))
+        if role.realtime_options() == self._options:
+            agent = self.session.current_agent
+            await agent.update_instructions(role.render())
+            await agent.update_tools(self._tools(role))
+        else:
+            # a realtime session keeps the voice it first spoke with (and its model): a new
+            # voice or model needs a new session, which takes the conversation so far along
+            self.session.update_agent(self._agent(role, history=True))
         self._applied = role.version
         self._write("role_applied", **self._where(), how="edit")
         await self._advertise()
@@ -169,12 +176,27 @@ class Conversation:
         self._unsubscribe()
         self.role, self._applied = role, role.version
         self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
-        self.session.update_agent(self._agent(role))
+        self.session.update_agent(self._agent(role, history=True))
         self._write("role_applied", **self._where(), how="switch")
         await self._advertise()
 
-    def _agent(self, role: Role) -> Agent:
-        return Agent(instructions=role.render(), tools=self._tools(role))
+    def _agent(self, role: Role, *, history: bool = False) -> Agent:
+        """An agent for ``role``, with a model made to the role's settings.
+
+        With ``history`` it continues the conversation so far; a new Agent otherwise
+        starts from nothing.
+        """
+        self._options = role.realtime_options()
+        chat_ctx = None
+        if history:
+            before = self.session.current_agent.chat_ctx
+            chat_ctx = before.copy(exclude_instructions=True, exclude_handoff=True)
+        return Agent(
+            instructions=role.render(),
+            tools=self._tools(role),
+            llm=self._spec.make_model(role),
+            chat_ctx=chat_ctx,
+        )
 
     def _tools(self, role: Role) -> list[llm.Tool]:
         return function_tools(role.tools, self)

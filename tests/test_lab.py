@@ -63,8 +63,11 @@ def test_agent_greets_then_answers_a_spoken_turn(lab, participant, user_speech):
 
     committed_before = len(lab.realtime_server.committed)
     sent_at = p.speak(user_speech)
+    time.sleep(4)  # a cell blocking the kernel's main thread while the agent answers
+    blocked_until = time.monotonic()
+    spoken_meanwhile = p.speech_seconds(since=sent_at) - p.speech_seconds(since=blocked_until)
+    assert spoken_meanwhile > 1.0, "the agent went quiet while the main thread was blocked"
     p.wait_for("the reply to turn 1", lambda: p.replied(1))
-    p.wait_for("reply audio", lambda: p.speech_seconds(since=sent_at) > 1.0)
 
     turn = lab.realtime_server.committed[committed_before]
     spoken = len(user_speech) / 24000
@@ -147,6 +150,22 @@ def test_a_role_edit_reaches_the_live_conversation_on_its_next_turn(tmp_path, pa
         assert versions["Turn 2: you wrote: second"] == role.version
         assert "You teach {{ nope }}." not in [u.instructions for u in lab.realtime_server.updates]
 
+        # a realtime session keeps its first voice: a new one gets a new model session,
+        # which carries the conversation on (the local model counts the turns it was given)
+        updates = lab.realtime_server.updates
+        old_session = updates[-1].session_id
+        role.model = {"voice": "ash"}
+        p.wait_for("the new voice", lambda: updates[-1].voice == "ash")
+        assert updates[-1].session_id != old_session
+        assert updates[-1].instructions == "You teach Italian now."
+        p.wait_for(
+            "the version attribute",
+            lambda: p.agent_attributes.get("rico_lab.role_version") == role.version,
+        )
+        p.type("third")
+        p.wait_for("reply 3", lambda: "Turn 3: you wrote: third" in p.agent_lines())
+        assert not [e for e in lab.errors if p.info.room in e]
+
 
 def test_switching_role_mid_conversation(tmp_path):
     (tmp_path / "a.yaml").write_text("instructions: You are A.\ngreeting: I am A.\n")
@@ -158,6 +177,8 @@ def test_switching_role_mid_conversation(tmp_path):
         p.connect()
         try:
             p.wait_for("the greeting", p.greeted)
+            p.type("hello A")
+            p.wait_for("A's reply", lambda: "Turn 1: you wrote: hello A" in p.agent_lines())
             with pytest.raises(rico_lab.RoleError, match="unknown role 'c'"):
                 client.role = "c"
             assert client.role == "a"
@@ -170,7 +191,8 @@ def test_switching_role_mid_conversation(tmp_path):
                 lambda: any(u.instructions == "You are B." for u in lab.realtime_server.updates),
             )
             p.type("hello B")
-            p.wait_for("the reply", lambda: "Turn 1: you wrote: hello B" in p.agent_lines())
+            # B goes on with the conversation A had: the model is given it again
+            p.wait_for("the reply", lambda: "Turn 2: you wrote: hello B" in p.agent_lines())
             p.wait_for("its record", lambda: "hello B" in set(lab.log.turns["text"]))
         finally:
             p.close()

@@ -399,6 +399,27 @@ def test_session_updated_echoes_the_merged_config() -> None:
     run(body())
 
 
+def test_the_voice_changes_only_until_the_model_has_spoken() -> None:
+    """OpenAI's rule: a session keeps the voice it first spoke with."""
+
+    async def body() -> None:
+        async with connected(voice="cedar") as (server, session, rec):
+            session.update_options(voice="marin")
+            await rec.wait_for(lambda: server.updates and server.updates[-1].voice == "marin")
+            reply = await collect(await session.generate_reply(instructions='Say: "Hello."'))
+            assert len(reply.audio) > 0
+            session.update_options(voice="ash")
+            errors = await rec.wait_for(lambda: rec.of_type("error"))
+            error = errors[0]["error"]
+            assert error["code"] == "cannot_update_voice"
+            assert error["message"] == (
+                "Cannot update a conversation's voice if assistant audio is present."
+            )
+            assert server.updates[-1].voice == "marin"
+
+    run(body())
+
+
 def test_wrong_api_key_is_rejected_and_surfaces_as_an_error() -> None:
     async def body() -> None:
         server = LocalRealtimeServer(api_key=KEY)
