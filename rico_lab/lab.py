@@ -6,9 +6,6 @@ import atexit
 import json
 import logging
 import os
-import secrets
-import urllib.error
-import urllib.request
 import uuid
 import weakref
 from collections.abc import Callable
@@ -17,21 +14,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 from livekit import api
-from livekit.agents.llm import RealtimeModel
-from livekit.plugins import openai
 
 from ._loop_thread import LoopThread
-from .errors import LabError, LiveKitServerError, ModelError
-from .livekit_server import LiveKitServer
+from .errors import LabError
+from .livekit_server import LiveKitServer, check_livekit, livekit_from_env
 from .local_script import LocalScript
+from .model import Models, start_models
 from .realtime_server import LocalRealtimeServer
 from .recap import transcript, write_recap
 from .record import Log
 from .rehearsal import rehearse
 from .roles import Role, default_roles_dir, load_role
-from .worker import AGENT_NAME, AgentSpec, Conversation, Worker
+from .worker import AGENT_NAME, AgentSpec, Conversation, Worker, room_closer
 
 if TYPE_CHECKING:
     from .voice_client import VoiceClient
@@ -40,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 ToolHandler = TypeVar("ToolHandler", bound=Callable[..., Any])
 
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TOKEN_TTL = timedelta(minutes=10)
 
 
@@ -121,6 +115,7 @@ class Lab:
         self.livekit_server: LiveKitServer | None = None
         self.realtime_server: LocalRealtimeServer | None = None
         self._worker: Worker | None = None
+        self._models: Models | None = None
         self._loop = LoopThread("rico_lab")
         self._closed = False
         try:
@@ -134,62 +129,32 @@ class Lab:
 
     def _start(self, port: int, script: LocalScript | None, timeout: float) -> None:
         if os.environ.get("LIVEKIT_URL"):
-            self.url, self.api_key, self._api_secret = _external_livekit()
-            self._loop.run(_check_livekit(self.url, self.api_key, self._api_secret), timeout)
+            self.url, self.api_key, self._api_secret = livekit_from_env()
+            self._loop.run(check_livekit(self.url, self.api_key, self._api_secret), timeout)
         else:
             self.livekit_server = LiveKitServer(port=port)
             self.livekit_server.start(timeout)
             server = self.livekit_server
             self.url, self.api_key, self._api_secret = server.url, server.api_key, server.api_secret
+            # a server that crashes (or is killed) comes back, on the lab's own thread
+            self._loop.submit(server.keep_running(self._on_error))
 
-        openai_key = os.environ.get("OPENAI_API_KEY")
-        if openai_key:
-            base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
-            _check_openai_key(base_url, openai_key)
-            self.model = "openai"
-
-            def make_model(role: Role, **overrides: Any) -> RealtimeModel:
-                return openai.realtime.RealtimeModel(**(role.realtime_options() | overrides))
-
-        else:
-            local_key = "rico-local-" + secrets.token_urlsafe(16)
-            self.realtime_server = LocalRealtimeServer(api_key=local_key, script=script)
-            self._loop.run(self.realtime_server.start(), timeout)
-            self.model = "local"
-            local_url = self.realtime_server.base_url
-
-            def make_model(role: Role, **overrides: Any) -> RealtimeModel:
-                return openai.realtime.RealtimeModel(
-                    base_url=local_url, api_key=local_key, **(role.realtime_options() | overrides)
-                )
-
-        self._make_model = make_model
+        self._models = start_models(self._loop, script, timeout)
+        self.model, self.realtime_server = self._models.label, self._models.local
         spec = AgentSpec(
             load_role=self.role,
-            make_model=make_model,
+            make_model=self._models.make,
             model_label=self.model,
             on_error=self._on_error,
             log=self.log,
-            register=lambda c: self._conversations.__setitem__(c.room, c),
-            forget=lambda c: self._conversations.pop(c.room, None),
+            conversations=self._conversations,
             handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
-            delete_room=self._delete_room,
+            delete_room=room_closer(self.url, self.api_key, self._api_secret, self._on_error),
         )
         self._worker = Worker(
             url=self.url, api_key=self.api_key, api_secret=self._api_secret, spec=spec
         )
         self._worker.start(self._loop, timeout)
-
-    async def _delete_room(self, room: str) -> None:
-        """Close ``room`` for everyone in it (the agent's end_session does this)."""
-        lk = api.LiveKitAPI(self.url, self.api_key, self._api_secret)
-        try:
-            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
-        except api.TwirpError as exc:
-            if exc.code != api.TwirpErrorCode.NOT_FOUND:
-                self._on_error(f"room {room}: could not close it: {exc.message}")
-        finally:
-            await lk.aclose()
 
     def on_tool(self, name: str) -> Callable[[ToolHandler], ToolHandler]:
         """Decorator: run this function in the kernel whenever the model calls tool ``name``.
@@ -294,7 +259,7 @@ class Lab:
         Raises:
             LabError: no such conversation, or the model gave no recap.
         """
-        if self._closed:
+        if self._closed or self._models is None:
             raise LabError("this lab is closed: start a new one with rico_lab.Lab()")
         events = [e for e in self.log._snapshot() if e["session"] == session]
         if not events:
@@ -304,7 +269,7 @@ class Lab:
         if name is None:
             raise LabError(f"recap: conversation {session!r} has no role in the log")
         role = self.role(name)
-        model = self._make_model(role, modalities=["text"], turn_detection=None)
+        model = self._models.make(role, modalities=["text"], turn_detection=None)
         recap = self._loop.submit(write_recap(model, role.recap, transcript(events)))
         try:
             text = recap.result(timeout)
@@ -328,8 +293,8 @@ class Lab:
         _open_labs.discard(self)
         if self._worker is not None:
             self._worker.stop(self._loop)
-        if self.realtime_server is not None and self._loop.alive:
-            self._loop.run(self.realtime_server.aclose(), 10)
+        if self._models is not None:
+            self._models.close(self._loop)
         self._loop.stop()
         self.log.close()
         if self.livekit_server is not None:
@@ -344,59 +309,6 @@ class Lab:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running"
         return f"<rico_lab.Lab {state} livekit={self.url} model={self.model}>"
-
-
-def _external_livekit() -> tuple[str, str, str]:
-    url = os.environ["LIVEKIT_URL"]
-    key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
-    if not key or not secret:
-        raise LiveKitServerError(
-            f"LIVEKIT_URL is set ({url}) but LIVEKIT_API_KEY and LIVEKIT_API_SECRET are not: "
-            "set both, or unset LIVEKIT_URL to use the embedded server"
-        )
-    return url, key, secret
-
-
-async def _check_livekit(url: str, key: str, secret: str) -> None:
-    """Fail fast, naming LIVEKIT_URL, if the user's server is unreachable or refuses the key."""
-    lk = api.LiveKitAPI(url, key, secret, timeout=aiohttp.ClientTimeout(total=5))
-    try:
-        await lk.room.list_rooms(api.ListRoomsRequest())
-    except api.TwirpError as exc:
-        raise LiveKitServerError(
-            f"LiveKit server at LIVEKIT_URL={url} refused LIVEKIT_API_KEY/LIVEKIT_API_SECRET: "
-            f"{exc.message}"
-        ) from None
-    except Exception as exc:
-        raise LiveKitServerError(
-            f"LiveKit server at LIVEKIT_URL={url} is unreachable ({exc or type(exc).__name__}): "
-            "check the URL, or unset LIVEKIT_URL to use the embedded server"
-        ) from None
-    finally:
-        await lk.aclose()
-
-
-def _check_openai_key(base_url: str, key: str) -> None:
-    """Ask the models endpoint once, so a bad OPENAI_API_KEY fails here, not mid-conversation."""
-    request = urllib.request.Request(
-        f"{base_url.rstrip('/')}/models", headers={"Authorization": f"Bearer {key}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10):
-            return
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            detail = exc.reason
-        raise ModelError(
-            f"OPENAI_API_KEY was rejected by {base_url} (HTTP {exc.code}): {detail}"
-        ) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise ModelError(
-            f"could not reach the OpenAI API at {base_url} to check OPENAI_API_KEY: {exc}; "
-            "unset OPENAI_API_KEY to use rico_lab's local realtime model"
-        ) from None
 
 
 _open_labs: weakref.WeakSet[Lab] = weakref.WeakSet()

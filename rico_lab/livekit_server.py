@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import ctypes
 import os
@@ -14,10 +15,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import yaml
+from livekit import api
 
 from .errors import LiveKitServerError
 
@@ -105,6 +109,7 @@ class LiveKitServer:
     udp_port: int = 0
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+    _binary: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -141,12 +146,27 @@ class LiveKitServer:
                     raise
 
     def _spawn(self, binary: Path, timeout: float) -> None:
+        self._launch(binary)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive(binary)
+            if self._healthy():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise LiveKitServerError(f"livekit-server did not become ready within {timeout:.0f} s")
+
+    def _launch(self, binary: Path) -> None:
+        """Start the process, without waiting for it to be ready.
+
+        It dies with the thread that starts it (PR_SET_PDEATHSIG): that thread must live as
+        long as the server should.
+        """
         self._workdir = tempfile.TemporaryDirectory(prefix="rico_lab_lk_")
         config = Path(self._workdir.name) / "livekit.yaml"
         config.write_text(yaml.safe_dump(self._config()))
         config.chmod(0o600)
-        log_path = Path(self._workdir.name) / "livekit-server.log"
-        with log_path.open("wb") as log:
+        with self._log_path().open("wb") as log:
             self._proc = subprocess.Popen(
                 [str(binary), "--config", str(config)],
                 stdin=subprocess.DEVNULL,
@@ -154,20 +174,64 @@ class LiveKitServer:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
+        self._binary = binary
         _live.add(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                output = log_path.read_text(errors="replace")[-2000:]
-                self._cleanup()
-                raise LiveKitServerError(
-                    f"livekit-server ({binary}) exited with code {self._proc.returncode}:\n{output}"
+
+    def _log_path(self) -> Path:
+        assert self._workdir is not None
+        return Path(self._workdir.name) / "livekit-server.log"
+
+    def _check_alive(self, binary: Path) -> None:
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            output = self._log_path().read_text(errors="replace")[-2000:]
+            self._cleanup()
+            raise LiveKitServerError(
+                f"livekit-server ({binary}) exited with code {self._proc.returncode}:\n{output}"
+            )
+
+    async def keep_running(
+        self, report: Callable[[str], None], every: float = 0.5, timeout: float = 20.0
+    ) -> None:
+        """Restart the server whenever it exits without :meth:`stop`.
+
+        It comes back on the same port with the same keys, so URLs and tokens stay valid and
+        clients can reconnect. Runs until cancelled, on a loop whose thread outlives the
+        server. ``report`` is told of each exit and restart; after three failed restarts in
+        a row it gives up.
+        """
+        failures = 0
+        while True:
+            await asyncio.sleep(every)
+            proc, binary = self._proc, self._binary
+            if proc is None or proc.poll() is None or binary is None:
+                continue
+            if failures == 0:
+                report(
+                    f"livekit-server exited with code {proc.returncode}; "
+                    f"restarting it on port {self.port}"
                 )
-            if self._healthy():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise LiveKitServerError(f"livekit-server did not become ready within {timeout:.0f} s")
+            self._cleanup()
+            self.udp_port = free_port(socket.SOCK_DGRAM)
+            try:
+                self._launch(binary)  # on this thread: the server dies with it
+                deadline = time.monotonic() + timeout
+                while not await asyncio.to_thread(self._healthy):
+                    self._check_alive(binary)
+                    if time.monotonic() > deadline:
+                        raise LiveKitServerError("livekit-server did not become ready")
+                    await asyncio.sleep(0.05)
+            except LiveKitServerError as exc:
+                if self._proc is not None and self._proc.poll() is None:
+                    self._proc.kill()
+                    self._proc.wait()
+                failures += 1
+                if failures == 3:
+                    report(f"livekit-server could not be restarted: {exc}")
+                    return
+                continue  # the process is down: the next round tries again
+            failures = 0
+            report(f"livekit-server restarted on port {self.port}")
 
     def _config(self) -> dict[str, object]:
         """Loopback only: HTTP and the UDP media mux on 127.0.0.1, no TCP/TURN, no STUN."""
@@ -204,6 +268,7 @@ class LiveKitServer:
         a short grace, then the second signal, then SIGKILL.
         """
         proc = self._proc
+        self._binary = None  # stopped on purpose: keep_running leaves it stopped
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -232,3 +297,34 @@ def _stop_all() -> None:
     """Kernel exit: stop every server this process started."""
     for server in list(_live):
         server.stop()
+
+
+def livekit_from_env() -> tuple[str, str, str]:
+    """The user's LiveKit server: ``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``."""
+    url = os.environ["LIVEKIT_URL"]
+    key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+    if not key or not secret:
+        raise LiveKitServerError(
+            f"LIVEKIT_URL is set ({url}) but LIVEKIT_API_KEY and LIVEKIT_API_SECRET are not: "
+            "set both (a lab: or unset LIVEKIT_URL to use the embedded server)"
+        )
+    return url, key, secret
+
+
+async def check_livekit(url: str, key: str, secret: str) -> None:
+    """Fail fast, naming LIVEKIT_URL, if the user's server is unreachable or refuses the key."""
+    lk = api.LiveKitAPI(url, key, secret, timeout=aiohttp.ClientTimeout(total=5))
+    try:
+        await lk.room.list_rooms(api.ListRoomsRequest())
+    except api.TwirpError as exc:
+        raise LiveKitServerError(
+            f"LiveKit server at LIVEKIT_URL={url} refused LIVEKIT_API_KEY/LIVEKIT_API_SECRET: "
+            f"{exc.message}"
+        ) from None
+    except Exception as exc:
+        raise LiveKitServerError(
+            f"LiveKit server at LIVEKIT_URL={url} is unreachable ({exc or type(exc).__name__}): "
+            "check the URL (a lab: or unset LIVEKIT_URL to use the embedded server)"
+        ) from None
+    finally:
+        await lk.aclose()

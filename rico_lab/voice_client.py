@@ -8,21 +8,15 @@ comm channel, so they keep flowing while a cell runs. The widget state mirrors
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
-from .errors import LabError
 from .lab import JoinInfo
+from .web_client import bundle
 
-BUNDLE = Path(__file__).resolve().parent / "static" / "voice_client.js"
-if not BUNDLE.is_file():
-    raise LabError(
-        f"the voice client bundle {BUNDLE} is missing: build it with `make widgets` "
-        "(npm ci and esbuild in widgets/)"
-    )
+BUNDLE = bundle()  # fails early, saying how to build it
 
 
 class VoiceClient(anywidget.AnyWidget):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import (
     Agent,
     AgentServer,
@@ -28,7 +28,7 @@ from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
 
 from ._loop_thread import LoopThread
-from .errors import WorkerError
+from .errors import RoleError, WorkerError
 from .record import Log
 from .roles import Role
 from .tools import function_tools
@@ -48,7 +48,8 @@ _GOODBYE_TIMEOUT_S = 60.0
 class AgentSpec:
     """What a job needs from the lab: its roles, its model, and where to report trouble.
 
-    ``log`` is where every conversation writes its events; ``handlers(tool)`` gives the
+    ``log`` is where every conversation writes its events; ``conversations`` holds the
+    live ones by room (each adds and removes itself); ``handlers(tool)`` gives the
     notebook's handlers for a tool at the moment it is called; ``delete_room(name)``
     closes a room for everyone.
     """
@@ -58,8 +59,7 @@ class AgentSpec:
     model_label: str
     on_error: Callable[[str], None]
     log: Log
-    register: Callable[[Conversation], None]
-    forget: Callable[[Conversation], None]
+    conversations: dict[str, Conversation]
     handlers: Callable[[str], list[Callable[..., Any]]]
     delete_room: Callable[[str], Coroutine[Any, Any, None]]
 
@@ -140,7 +140,8 @@ class Conversation:
     async def close(self, reason: object = "") -> None:
         """The conversation ended: stop following role edits, leave the lab's list."""
         self._unsubscribe()
-        self._spec.forget(self)
+        if self._spec.conversations.get(self.room) is self:
+            del self._spec.conversations[self.room]
         self._end(str(reason or "job ended"))
 
     def _end(self, reason: str) -> None:
@@ -339,14 +340,68 @@ class Conversation:
         )
 
 
+#: Participant attribute (or key of the room's JSON metadata) that names a room's role.
+ROLE_ATTRIBUTE = "rico_lab.role"
+
+
+def _json_role(text: str, key: str) -> str:
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return ""
+    return str(found.get(key) or "") if isinstance(found, dict) else ""
+
+
+async def role_name(ctx: JobContext) -> str:
+    """The role a room asks for, from the first place that names one.
+
+    The dispatch's metadata (a ``lab.join`` / ``rico-lab token`` token), then the room's
+    metadata (``{"role": ...}``, set by whoever created the room), then the attribute
+    ``rico_lab.role`` of the first participant; "" when none does (the default role).
+    """
+    named = _json_role(ctx.job.metadata, "role") or _json_role(ctx.room.metadata, "role")
+    if named:
+        return named
+    participant = await ctx.wait_for_participant()
+    return participant.attributes.get(ROLE_ATTRIBUTE, "")
+
+
+async def _served_already(spec: AgentSpec, room: str, wait_s: float = 10.0) -> bool:
+    """Whether a conversation of this worker already talks in ``room``.
+
+    After a LiveKit server restart, the agent and the user both reconnect, and a user who
+    is back first recreates the room and, through their token, dispatches a second agent.
+    The first one keeps the room if it is connected, or gets connected within ``wait_s``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while (old := spec.conversations.get(room)) is not None:
+        if old.rtc_room.isconnected():
+            return True
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return False
+
+
 def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
     async def entrypoint(ctx: JobContext) -> None:
-        meta = json.loads(ctx.job.metadata or "{}")
-        role = spec.load_role(meta.get("role", ""))
         await ctx.connect()
+        if await _served_already(spec, ctx.room.name):
+            logger.info("room %s: its agent is here already; this job leaves", ctx.room.name)
+            ctx.shutdown("the room has its agent")
+            return
+        name = await role_name(ctx)
+        try:
+            role = spec.load_role(name)
+        except RoleError as exc:
+            # the room stays without an agent; whoever runs the worker sees why
+            spec.on_error(f"room {ctx.room.name}: {exc}")
+            ctx.shutdown(f"no role: {exc}")
+            return
         conversation = Conversation(ctx, spec, role)
         ctx.add_shutdown_callback(conversation.close)
-        spec.register(conversation)
+        spec.conversations[conversation.room] = conversation
         await conversation.start()
 
     return entrypoint
@@ -367,26 +422,45 @@ class Worker:
     """An AgentServer with the thread job executor, so jobs (and tools) run in this process.
 
     ``livekit.agents.jupyter.run_app`` would block the cell; this runs ``AgentServer.run`` as
-    a task on the lab's :class:`LoopThread` and returns once the server has registered.
+    a task on a :class:`LoopThread` and returns once the server has registered.
+
+    A lab's worker (the defaults) serves its notebook alone: explicit dispatch by
+    :data:`AGENT_NAME`, no load reported, health port on loopback. A standalone worker
+    (``rico-lab worker``) may take every room (``agent_name=""``), report its real load
+    against ``load_threshold``, and serve its health check on ``http_port`` for an
+    orchestrator.
     """
 
-    def __init__(self, *, url: str, api_key: str, api_secret: str, spec: AgentSpec) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        spec: AgentSpec,
+        agent_name: str = AGENT_NAME,
+        load_threshold: float | None = None,
+        http_host: str = "127.0.0.1",
+        http_port: int = 0,
+    ) -> None:
         self.url = url
+        load: dict[str, Any] = {"load_threshold": float("inf"), "load_fnc": _no_load}
+        if load_threshold is not None:
+            load = {"load_threshold": load_threshold}
         self._server = AgentServer(
             job_executor_type=JobExecutorType.THREAD,
             ws_url=url,
             api_key=api_key,
             api_secret=api_secret,
-            host="127.0.0.1",
-            port=0,
+            host=http_host,
+            port=http_port,
             num_idle_processes=1,
-            load_threshold=float("inf"),
-            load_fnc=_no_load,
             shutdown_process_timeout=3.0,
             multiprocessing_context="spawn",
-            max_retry=2,
+            max_retry=16,  # a restarted LiveKit server is found again (delays up to 10 s)
+            **load,
         )
-        self._server.rtc_session(_make_entrypoint(spec), agent_name=AGENT_NAME)
+        self._server.rtc_session(_make_entrypoint(spec), agent_name=agent_name)
         self._run: concurrent.futures.Future[None] | None = None
         self.worker_id = ""
 
@@ -432,6 +506,19 @@ class Worker:
                     os.environ[key] = value
         logger.info("worker %s registered with %s", self.worker_id, self.url)
 
+    def drain(self, loop: LoopThread, timeout: float) -> bool:
+        """Take no new conversations and wait up to ``timeout`` s for running ones to end.
+
+        Returns whether they all ended; :meth:`stop` then closes whatever is left.
+        """
+        draining = loop.submit(self._server.drain(timeout=None))
+        try:
+            draining.result(timeout)
+        except TimeoutError:
+            draining.cancel()  # it holds the server's lock, which closing needs
+            return False
+        return True
+
     def stop(self, loop: LoopThread, timeout: float = 15.0) -> None:
         """Close the server (and with it every running job); safe to call twice."""
         if loop.alive:
@@ -441,3 +528,21 @@ class Worker:
                     self._run.result(timeout)
                 except (Exception, asyncio.CancelledError) as exc:
                     logger.debug("worker run ended with %r", exc)
+
+
+def room_closer(
+    url: str, api_key: str, api_secret: str, on_error: Callable[[str], None]
+) -> Callable[[str], Coroutine[Any, Any, None]]:
+    """``delete_room`` for an :class:`AgentSpec`: close a room for everyone in it."""
+
+    async def delete_room(room: str) -> None:
+        lk = api.LiveKitAPI(url, api_key, api_secret)
+        try:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code != api.TwirpErrorCode.NOT_FOUND:
+                on_error(f"room {room}: could not close it: {exc.message}")
+        finally:
+            await lk.aclose()
+
+    return delete_room

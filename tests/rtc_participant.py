@@ -7,9 +7,12 @@ the test's main thread can behave like a busy notebook cell meanwhile.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from livekit import rtc
@@ -17,10 +20,22 @@ from livekit import rtc
 from rico_lab._loop_thread import LoopThread
 from rico_lab.lab import JoinInfo
 
+T = TypeVar("T")
+
 RATE = 24000
 FRAME = RATE // 100  # 10 ms
 #: RMS (int16 scale) above which received audio counts as speech, not comfort noise.
 SPEECH_RMS = 300.0
+
+
+def run_aside(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion in a thread of its own.
+
+    Not ``asyncio.run`` here: the test's main thread may have Playwright's loop running,
+    and ``asyncio.run`` leaves the main thread with no event loop for later tests.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @dataclass

@@ -3,10 +3,9 @@
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from cli_process import RICO_LAB
 from livekit import api
 
 from rico_lab.cli import main
@@ -18,7 +17,6 @@ ENV = {
     "LIVEKIT_API_KEY": "APIkey123",
     "LIVEKIT_API_SECRET": "s" * 40,
 }
-RICO_LAB = Path(sys.executable).with_name("rico-lab")
 
 
 def test_token_joins_one_room_and_brings_the_agent_with_the_role():

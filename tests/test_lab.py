@@ -7,7 +7,8 @@ import time
 from collections import Counter
 
 import pytest
-from rtc_participant import VoiceParticipant
+from livekit import api, rtc
+from rtc_participant import VoiceParticipant, run_aside
 
 import rico_lab
 from rico_lab._loop_thread import LoopThread
@@ -428,3 +429,35 @@ def test_a_busy_machine_still_gets_its_agent(lab, participant):
     finally:
         for burner in burners:
             burner.kill()
+
+
+def test_a_second_agent_sent_into_a_live_conversation_leaves(lab, participant):
+    """After a LiveKit server restart a user who is back before the agent dispatches
+    another one; the agent already talking there keeps the room."""
+    p = participant()
+    p.wait_for("the greeting", p.greeted)
+    lk_api = (lab.url, lab.api_key, lab._api_secret)
+
+    async def dispatch_again() -> None:
+        async with api.LiveKitAPI(*lk_api) as lk:
+            await lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name="rico_lab", room=p.info.room, metadata='{"role": "demo"}'
+                )
+            )
+
+    run_aside(dispatch_again())
+    time.sleep(4)  # long enough for a second agent to join and greet
+    agents = [
+        x
+        for x in p.room.remote_participants.values()
+        if x.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+    ]
+    assert len(agents) == 1
+    assert [line for line in p.agent_lines() if line.startswith("Local model here.")] == [
+        p.agent_lines()[0]
+    ]
+    started = [e for e in lab.log._snapshot() if e["session"] == p.info.room]
+    assert [e["type"] for e in started].count("session_started") == 1
+    p.type("still one of you?")
+    p.wait_for("the reply", lambda: "Turn 1: you wrote: still one of you?" in p.agent_lines())

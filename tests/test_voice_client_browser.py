@@ -1,5 +1,3 @@
-import asyncio
-import concurrent.futures
 import os
 import re
 import shutil
@@ -21,6 +19,7 @@ from jupyterlab_browser import (
 )
 from livekit import api
 from playwright.sync_api import Page, expect
+from rtc_participant import run_aside
 
 from rico_lab.livekit_server import LiveKitServer
 from rico_lab.speech import synthesize, write_wav
@@ -214,9 +213,7 @@ def participants(server: LiveKitServer, room: str) -> set[str]:
             found = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
             return {p.identity for p in found.participants}
 
-    # Playwright's sync API keeps an event loop running in this thread
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, ask()).result()
+    return run_aside(ask())
 
 
 def room_of(page: Page) -> str:

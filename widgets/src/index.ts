@@ -63,6 +63,8 @@ class VoiceClient {
   /** The reason end_session gave, for the notice when the session is over. */
   private endReason = "";
   private agentState = "";
+  /** The model the agent says answers (its `rico_lab.model`), over what Python was told. */
+  private agentModel = "";
   private closed = false;
 
   constructor(
@@ -94,7 +96,7 @@ class VoiceClient {
         this.playbackBlocked = blocked;
         this.showAudioButton();
       },
-      agentRole: (role, version) => this.onAgentRole(role, version),
+      agentRole: (role, version, model) => this.onAgentRole(role, version, model),
       ended: () => {
         const why = this.endReason ? `: ${this.endReason}` : ".";
         showNotice(view, `The agent ended the session${why}`, "ended");
@@ -212,7 +214,8 @@ class VoiceClient {
 
   private showHeader(): void {
     const { model } = this;
-    showHeader(this.view, model.get("role"), model.get("model_label"), model.get("room"));
+    const label = this.agentModel || model.get("model_label");
+    showHeader(this.view, model.get("role"), label, model.get("room"));
   }
 
   private onState(state: Readonly<LiveState>): void {
@@ -236,7 +239,11 @@ class VoiceClient {
     }
   }
 
-  private onAgentRole(role: string, version: string): void {
+  private onAgentRole(role: string, version: string, model: string): void {
+    if (model && model !== this.agentModel) {
+      this.agentModel = model;
+      this.showHeader();
+    }
     const { dataset } = this.view.root;
     if (dataset.role === role && dataset.roleVersion === version) return;
     showAgentRole(this.view, role, version);

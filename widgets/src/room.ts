@@ -34,8 +34,8 @@ export interface RoomOutputs {
   line(line: TranscriptLine): void;
   /** The browser refused to start playback until the user clicks. */
   playbackBlocked(blocked: boolean): void;
-  /** The agent advertised the role it runs and that role's version. */
-  agentRole(role: string, version: string): void;
+  /** The agent advertised the role it runs, that role's version, and its model's label. */
+  agentRole(role: string, version: string, model: string): void;
   /** The session ended the way the agent meant it to: end_session, then the room closed. */
   ended(): void;
 }
@@ -272,7 +272,8 @@ export class VoiceRoom {
     this.set({ agent_state: attributes["lk.agent.state"] || "initializing" });
     const role = attributes["rico_lab.role"] ?? "";
     const version = attributes["rico_lab.role_version"] ?? "";
-    if (role || version) this.out.agentRole(role, version);
+    const model = attributes["rico_lab.model"] ?? "";
+    if (role || version || model) this.out.agentRole(role, version, model);
     for (const [key, [source, describe]] of Object.entries(ERROR_ATTRIBUTES)) {
       const value = attributes[key] ?? "";
       if (value === (this.errorAttributes.get(key) ?? "")) continue;

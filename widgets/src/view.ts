@@ -114,6 +114,8 @@ export function showHeader(view: View, role: string, modelLabel: string, room: s
   view.role.title = room ? `room ${room}` : "";
   const local = modelLabel === "local";
   view.badge.classList.toggle("rico-local", local);
+  // "" until the agent says which model answers (a page outside Jupyter learns it so)
+  view.badge.hidden = !modelLabel;
   view.badge.textContent = local ? "LOCAL MODEL — not OpenAI" : "OpenAI Realtime";
   view.badge.title = local
     ? "Answered by rico_lab's local stand-in model, not OpenAI (set OPENAI_API_KEY for OpenAI)"

@@ -1,0 +1,98 @@
+"""The embedded LiveKit server dies mid-conversation: the lab restarts it on the same port,
+the voice client reconnects, and the record keeps what was said.
+
+The client is the real voice client bundle in Chromium (served as ``rico-lab serve-client``
+serves it), talking to a lab in this process; the server is killed with SIGKILL, as a crash
+or the OOM killer would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+from jupyterlab_browser import chromium, playwright
+from livekit import api
+from playwright.sync_api import Locator, expect
+from rtc_participant import run_aside
+
+import rico_lab
+from rico_lab._loop_thread import LoopThread
+from rico_lab.web_client import make_app
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def lab_page(tmp_path) -> Iterator[tuple[rico_lab.Lab, str]]:
+    """A lab, and the voice client page for its demo role (URL)."""
+    with rico_lab.Lab(runs_dir=tmp_path / "runs") as lab:
+        loop, port = LoopThread("page"), free_port()
+        server = lab.livekit_server
+        assert server is not None
+        app = make_app(lab.url, server.api_key, server.api_secret, "demo")
+        runner = web.AppRunner(app)
+
+        async def start() -> None:
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+
+        loop.run(start(), 10)
+        try:
+            yield lab, f"http://127.0.0.1:{port}/"
+        finally:
+            loop.run(runner.cleanup(), 10)
+            loop.stop()
+
+
+def say(client: Locator, text: str) -> None:
+    expect(client).to_have_attribute("data-agent-state", "listening", timeout=30_000)
+    box = client.locator(".rico-text-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_a_killed_server_comes_back_and_the_client_reconnects(lab_page):
+    lab, url = lab_page
+    with playwright() as driver, chromium(driver, []) as page:
+        page.goto(url)
+        client = page.locator(".rico-voice-client")
+        agent = client.locator(".rico-line.rico-agent")
+        expect(agent.first).to_contain_text("Local model here.", timeout=60_000)
+        say(client, "before the crash")
+        expect(agent.filter(has_text="you wrote: before the crash")).to_be_visible(timeout=30_000)
+        room = client.locator(".rico-role").get_attribute("title").removeprefix("room ")
+
+        os.kill(lab.livekit_server.pid, signal.SIGKILL)
+        # the client notices, and gets back in once the lab has restarted the server
+        expect(client).to_have_attribute("data-status", "connecting", timeout=20_000)
+        expect(client).to_have_attribute("data-status", "connected", timeout=90_000)
+        assert any("livekit-server exited with code -9" in e for e in lab.errors)
+        assert any("livekit-server restarted" in e for e in lab.errors)
+        assert "user" in kinds_in(lab, room)  # back in the same room, on the new server
+        # the record kept every completed turn
+        turns = lab.log.turns
+        said = list(turns[turns.session == room]["text"])
+        assert said[1:3] == ["before the crash", "Turn 1: you wrote: before the crash"], said
+
+
+def kinds_in(lab: rico_lab.Lab, room: str) -> list[str]:
+    """Agent or user, for each participant the LiveKit server has in ``room``."""
+
+    async def ask() -> list[str]:
+        async with api.LiveKitAPI(lab.url, lab.api_key, lab._api_secret) as lk:
+            found = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+        agent = api.ParticipantInfo.Kind.AGENT
+        return ["agent" if p.kind == agent else "user" for p in found.participants]
+
+    return run_aside(ask())
