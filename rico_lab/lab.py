@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import logging
@@ -116,6 +117,8 @@ class Lab:
         self.realtime_server: LocalRealtimeServer | None = None
         self._worker: Worker | None = None
         self._models: Models | None = None
+        self._cut_rooms: dict[str, str] = {}  # rooms a server restart took the agent from
+        self._registrations = 0
         self._loop = LoopThread("rico_lab")
         self._closed = False
         try:
@@ -137,7 +140,8 @@ class Lab:
             server = self.livekit_server
             self.url, self.api_key, self._api_secret = server.url, server.api_key, server.api_secret
             # a server that crashes (or is killed) comes back, on the lab's own thread
-            self._loop.submit(server.keep_running(self._on_error))
+            watch = server.keep_running(self._on_error, on_down=self._cut_off, on_up=self._resume)
+            self._loop.submit(watch)
 
         self._models = start_models(self._loop, script, timeout)
         self.model, self.realtime_server = self._models.label, self._models.local
@@ -155,6 +159,33 @@ class Lab:
             url=self.url, api_key=self.api_key, api_secret=self._api_secret, spec=spec
         )
         self._worker.start(self._loop, timeout)
+
+    def _cut_off(self) -> None:
+        """The LiveKit server died: each conversation hands over to the room's next agent."""
+        self._cut_rooms = {room: c.role.name for room, c in self._conversations.items()}
+        self._registrations = self._worker.registrations if self._worker else 0
+        for conversation in list(self._conversations.values()):
+            conversation.hand_over("the LiveKit server died")
+
+    async def _resume(self, timeout: float = 30.0) -> None:
+        """The server is back: send an agent to each room that lost one.
+
+        Once the worker is registered again. A user who rejoined first may have brought an
+        agent already; then the second one leaves.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._worker is not None and self._worker.registrations == self._registrations:
+            if loop.time() > deadline:
+                self._on_error("the agent worker did not register with the restarted server")
+                return
+            await asyncio.sleep(0.2)
+        async with api.LiveKitAPI(self.url, self.api_key, self._api_secret) as lk:
+            for room, role in self._cut_rooms.items():
+                request = api.CreateAgentDispatchRequest(
+                    agent_name=AGENT_NAME, room=room, metadata=json.dumps({"role": role})
+                )
+                await lk.agent_dispatch.create_dispatch(request)
 
     def on_tool(self, name: str) -> Callable[[ToolHandler], ToolHandler]:
         """Decorator: run this function in the kernel whenever the model calls tool ``name``.

@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,14 +191,21 @@ class LiveKitServer:
             )
 
     async def keep_running(
-        self, report: Callable[[str], None], every: float = 0.5, timeout: float = 20.0
+        self,
+        report: Callable[[str], None],
+        *,
+        on_down: Callable[[], None] | None = None,
+        on_up: Callable[[], Awaitable[None]] | None = None,
+        every: float = 0.5,
+        timeout: float = 20.0,
     ) -> None:
         """Restart the server whenever it exits without :meth:`stop`.
 
         It comes back on the same port with the same keys, so URLs and tokens stay valid and
         clients can reconnect. Runs until cancelled, on a loop whose thread outlives the
         server. ``report`` is told of each exit and restart; after three failed restarts in
-        a row it gives up.
+        a row it gives up. ``on_down`` runs when an exit is found, ``on_up`` after each
+        restart.
         """
         failures = 0
         while True:
@@ -211,6 +218,8 @@ class LiveKitServer:
                     f"livekit-server exited with code {proc.returncode}; "
                     f"restarting it on port {self.port}"
                 )
+                if on_down is not None:
+                    on_down()
             self._cleanup()
             self.udp_port = free_port(socket.SOCK_DGRAM)
             try:
@@ -232,6 +241,8 @@ class LiveKitServer:
                 continue  # the process is down: the next round tries again
             failures = 0
             report(f"livekit-server restarted on port {self.port}")
+            if on_up is not None:
+                await on_up()
 
     def _config(self) -> dict[str, object]:
         """Loopback only: HTTP and the UDP media mux on 127.0.0.1, no TCP/TURN, no STUN."""

@@ -20,7 +20,7 @@ import pandas as pd
 
 #: Event types, and what each one carries besides ``t`` (epoch seconds), ``session``, ``type``.
 EVENT_TYPES = {
-    "session_started": "role, role_version, model, user",
+    "session_started": "role, role_version, model, user, resumed (after a server restart)",
     "session_ended": "reason",
     "role_applied": "role, role_version, how (edit or switch)",
     "turn": "speaker, text, interrupted, started, ended, role, role_version, metrics",
@@ -236,7 +236,10 @@ class Log:
             kind = e["type"]
             if kind == "session_started":
                 row.update({k: e.get(k) for k in ("role", "role_version", "model", "user")})
-                row["started"] = e["t"]
+                if e.get("resumed"):  # a fresh agent goes on with it: not over after all
+                    row.update(ended=None, end_reason=None)
+                else:
+                    row["started"] = e["t"]
             elif kind == "role_applied":
                 row.update(role=e.get("role"), role_version=e.get("role_version"))
             elif kind == "session_ended":

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from livekit import api, rtc
@@ -23,7 +23,7 @@ from livekit.agents import (
     RunContext,
     llm,
 )
-from livekit.agents.llm import ChatMessage, RealtimeModel
+from livekit.agents.llm import ChatContext, ChatMessage, RealtimeModel
 from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
 
@@ -62,6 +62,9 @@ class AgentSpec:
     conversations: dict[str, Conversation]
     handlers: Callable[[str], list[Callable[..., Any]]]
     delete_room: Callable[[str], Coroutine[Any, Any, None]]
+    #: What a conversation cut off by its LiveKit server leaves its room's next agent: the
+    #: conversation so far, by room. (A standalone worker has no server of its own to lose.)
+    handover: dict[str, ChatContext] = field(default_factory=dict)
 
 
 def greeting_instructions(role: Role) -> str:
@@ -125,13 +128,38 @@ class Conversation:
         self.session.on("conversation_item_added", self._on_item)
 
     async def start(self) -> None:
-        """Join the room, greet, and advertise role and model to the client."""
-        await self.session.start(agent=self._agent(self.role), room=self._ctx.room)
+        """Join the room, greet, and advertise role and model to the client.
+
+        An agent that takes over a conversation its LiveKit server cut off goes on with it
+        instead of greeting.
+        """
+        history = self._spec.handover.pop(self.room, None)
+        agent = self._agent(self.role, history=history)
+        await self.session.start(agent=agent, room=self._ctx.room)
         self._write(
-            "session_started", **self._where(), model=self._spec.model_label, user=self.client()
+            "session_started",
+            **self._where(),
+            model=self._spec.model_label,
+            user=self.client(),
+            resumed=history is not None,
         )
         await self._advertise()
-        self.session.generate_reply(instructions=greeting_instructions(self.role))
+        if history is None:
+            self.session.generate_reply(instructions=greeting_instructions(self.role))
+
+    def hand_over(self, reason: str) -> None:
+        """Leave the conversation so far to the room's next agent; end this job (thread-safe).
+
+        For when the LiveKit server is gone: a fresh agent that joins the restarted one
+        sees the room as it is, which an agent reconnecting from before may not.
+        """
+
+        def leave() -> None:
+            self._spec.handover[self.room] = self._history()
+            self._end(reason)  # the record says why, not how the session then closed
+            self._ctx.shutdown(reason)
+
+        self._loop.call_soon_threadsafe(leave)
 
     def switch(self, role: Role) -> None:
         """Continue this conversation as ``role`` (thread-safe)."""
@@ -168,7 +196,7 @@ class Conversation:
         else:
             # a realtime session keeps the voice it first spoke with (and its model): a new
             # voice or model needs a new session, which takes the conversation so far along
-            self.session.update_agent(self._agent(role, history=True))
+            self.session.update_agent(self._agent(role, history=self._history()))
         self._applied = role.version
         self._write("role_applied", **self._where(), how="edit")
         await self._advertise()
@@ -177,27 +205,27 @@ class Conversation:
         self._unsubscribe()
         self.role, self._applied = role, role.version
         self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
-        self.session.update_agent(self._agent(role, history=True))
+        self.session.update_agent(self._agent(role, history=self._history()))
         self._write("role_applied", **self._where(), how="switch")
         await self._advertise()
 
-    def _agent(self, role: Role, *, history: bool = False) -> Agent:
+    def _agent(self, role: Role, *, history: ChatContext | None = None) -> Agent:
         """An agent for ``role``, with a model made to the role's settings.
 
-        With ``history`` it continues the conversation so far; a new Agent otherwise
-        starts from nothing.
+        It goes on from ``history``; a new Agent otherwise starts from nothing.
         """
         self._options = role.realtime_options()
-        chat_ctx = None
-        if history:
-            before = self.session.current_agent.chat_ctx
-            chat_ctx = before.copy(exclude_instructions=True, exclude_handoff=True)
         return Agent(
             instructions=role.render(),
             tools=self._tools(role),
             llm=self._spec.make_model(role),
-            chat_ctx=chat_ctx,
+            chat_ctx=history,
         )
+
+    def _history(self) -> ChatContext:
+        """The conversation so far, without the current agent's instructions."""
+        before = self.session.current_agent.chat_ctx
+        return before.copy(exclude_instructions=True, exclude_handoff=True)
 
     def _tools(self, role: Role) -> list[llm.Tool]:
         return function_tools(role.tools, self)
@@ -463,6 +491,9 @@ class Worker:
         self._server.rtc_session(_make_entrypoint(spec), agent_name=agent_name)
         self._run: concurrent.futures.Future[None] | None = None
         self.worker_id = ""
+        #: How often LiveKit has registered the worker: it registers again after it lost
+        #: its connection (a LiveKit server restart).
+        self.registrations = 0
 
     def start(self, loop: LoopThread, timeout: float = 30.0) -> None:
         """Start the server on ``loop`` and wait until LiveKit has registered it.
@@ -474,6 +505,7 @@ class Worker:
         env_before = {k: os.environ.get(k) for k in _ENV_KEYS}
 
         def on_registered(worker_id: str, _info: object) -> None:
+            self.registrations += 1
             if not registered.done():
                 registered.set_result(worker_id)
 

@@ -27,6 +27,22 @@ def test_frames_have_their_documented_columns_and_dtypes_even_when_empty():
 
 
 @pytest.mark.unit
+def test_a_conversation_resumed_after_a_server_restart_is_one_session():
+    started = {"role": "demo", "role_version": "abc", "model": "local", "user": "u"}
+    events = [
+        {"t": 10.0, "session": "r1", "type": "session_started", **started, "resumed": False},
+        {"t": 20.0, "session": "r1", "type": "session_ended", "reason": "the LiveKit server died"},
+        {"t": 23.0, "session": "r1", "type": "session_started", **started, "resumed": True},
+    ]
+    row = Log(events=events).sessions.iloc[0]
+    assert row.started == pd.Timestamp(10.0, unit="s", tz="UTC")
+    assert pd.isna(row.ended) and row.end_reason is None  # still going on
+    events.append({"t": 40.0, "session": "r1", "type": "session_ended", "reason": "user left"})
+    row = Log(events=events).sessions.iloc[0]
+    assert (row.duration_s, row.end_reason) == (30.0, "user left")
+
+
+@pytest.mark.unit
 def test_a_file_cut_mid_event_reloads_every_complete_event(tmp_path):
     log = Log(tmp_path)
     log.write("r1", "session_started", role="demo", role_version="abc", model="local", user="u")

@@ -1,5 +1,6 @@
 """The embedded LiveKit server dies mid-conversation: the lab restarts it on the same port,
-the voice client reconnects, and the record keeps what was said.
+the voice client reconnects, a fresh agent goes on with the conversation, and the record
+keeps every turn.
 
 The client is the real voice client bundle in Chromium (served as ``rico-lab serve-client``
 serves it), talking to a lab in this process; the server is killed with SIGKILL, as a crash
@@ -62,7 +63,7 @@ def say(client: Locator, text: str) -> None:
     box.press("Enter")
 
 
-def test_a_killed_server_comes_back_and_the_client_reconnects(lab_page):
+def test_a_killed_server_comes_back_and_the_conversation_goes_on(lab_page):
     lab, url = lab_page
     with playwright() as driver, chromium(driver, []) as page:
         page.goto(url)
@@ -79,11 +80,28 @@ def test_a_killed_server_comes_back_and_the_client_reconnects(lab_page):
         expect(client).to_have_attribute("data-status", "connected", timeout=90_000)
         assert any("livekit-server exited with code -9" in e for e in lab.errors)
         assert any("livekit-server restarted" in e for e in lab.errors)
-        assert "user" in kinds_in(lab, room)  # back in the same room, on the new server
-        # the record kept every completed turn
-        turns = lab.log.turns
-        said = list(turns[turns.session == room]["text"])
-        assert said[1:3] == ["before the crash", "Turn 1: you wrote: before the crash"], said
+        # a fresh agent takes over where the cut-off one was, without greeting again
+        say(client, "after the restart")
+        reply = agent.filter(has_text="Turn 2: you wrote: after the restart")
+        expect(reply).to_be_visible(timeout=30_000)
+        expect(agent.filter(has_text="Local model here.")).to_have_count(1)
+        expect(client.locator(".rico-error")).to_have_text("")
+        assert sorted(kinds_in(lab, room)) == ["agent", "user"]
+
+    # the record kept every turn, and says where the server cut the conversation
+    turns = lab.log.turns
+    said = list(turns[turns.session == room]["text"])
+    assert said[1:] == [
+        "before the crash",
+        "Turn 1: you wrote: before the crash",
+        "after the restart",
+        "Turn 2: you wrote: after the restart",
+    ], said
+    events = [e for e in lab.log._snapshot() if e["session"] == room]
+    starts = [e for e in events if e["type"] == "session_started"]
+    assert [e["resumed"] for e in starts] == [False, True]
+    ends = [e["reason"] for e in events if e["type"] == "session_ended"]
+    assert ends == ["the LiveKit server died"]
 
 
 def kinds_in(lab: rico_lab.Lab, room: str) -> list[str]:
