@@ -16,6 +16,7 @@ from livekit.agents import (
     Agent,
     AgentServer,
     AgentSession,
+    CloseEvent,
     ConversationItemAddedEvent,
     ErrorEvent,
     JobContext,
@@ -123,7 +124,7 @@ class Conversation:
         self.session.on("error", self._on_error)
         self.session.on("session_usage_updated", self._on_usage)
         ctx.room.on("data_received", self._on_data)
-        self.session.on("close", lambda event: self._end(event.reason.value))
+        self.session.on("close", self._on_close)
         self._ended = False
         self.session.on("conversation_item_added", self._on_item)
 
@@ -171,6 +172,15 @@ class Conversation:
         if self._spec.conversations.get(self.room) is self:
             del self._spec.conversations[self.room]
         self._end(str(reason or "job ended"))
+
+    def _on_close(self, event: CloseEvent) -> None:
+        """The session closed (the user left, or the model failed for good): end the job.
+
+        At once: otherwise the agent sits in the room until LiveKit closes it, and a
+        draining worker waits for that.
+        """
+        self._end(event.reason.value)
+        self._ctx.shutdown(event.reason.value)
 
     def _end(self, reason: str) -> None:
         """Record the end once: when the session closes (the user left), or else the job."""
