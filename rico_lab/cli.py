@@ -66,9 +66,6 @@ def _worker(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT, then drain: running conversations may finish."""
     url, key, secret = _livekit_env("worker")
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     service = Service(
         url=url,
         api_key=key,
@@ -80,6 +77,10 @@ def _worker(args: argparse.Namespace) -> int:
         load_threshold=args.load_threshold,
         http_port=args.http_port,
     )
+    # from here on, a signal drains (while starting, it simply stops the process)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     who = f"agent {args.agent_name!r}" if args.agent_name else "every new room"
     print(
         f"rico-lab worker: serving {who} on {url} with roles from {args.roles} "

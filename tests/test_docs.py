@@ -1,11 +1,12 @@
 """The docs' Python examples run, and their links lead somewhere.
 
-Each page's ```python blocks run in order, as one script in a fresh interpreter, the way a
-reader pastes them into a notebook (shell blocks are commands for a shell, not run here).
+Each page's ```python blocks run in order, as one script, the way a reader pastes them into
+a notebook (shell blocks are commands for a shell, not run here).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -27,22 +28,46 @@ def python_blocks(page: Path) -> list[str]:
     return BLOCK.findall(page.read_text())
 
 
+# One interpreter runs every page, each in a namespace of its own: importing rico_lab (and
+# livekit) once instead of once per page keeps the suite short.
+RUNNER = """
+import json, sys, traceback
+results = {}
+for name, code in json.loads(sys.stdin.read()).items():
+    try:
+        exec(compile(code, name, "exec"), {"__name__": "__main__"})
+        results[name] = ""
+    except BaseException:
+        results[name] = traceback.format_exc()
+print("RESULTS " + json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def page_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each page's traceback, or "" where its examples ran."""
+    root = tmp_path_factory.mktemp("docs")
+    roles = root / "roles"  # a copy, so the examples' records land in root/runs
+    shutil.copytree(REPO / "roles", roles)
+    pages = {
+        str(p.relative_to(REPO)): "\n\n".join(python_blocks(p)) for p in PAGES if python_blocks(p)
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER], input=json.dumps(pages), cwd=root,
+        env=os.environ | {"RICO_LAB_ROLES": str(roles)}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULTS ")]
+    assert lines, f"the examples' runner failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return dict(json.loads(lines[-1].removeprefix("RESULTS ")))
+
+
 @pytest.mark.parametrize(
     "page",
-    [p for p in PAGES if python_blocks(p)],
-    ids=lambda p: str(p.relative_to(REPO)),
+    [str(p.relative_to(REPO)) for p in PAGES if python_blocks(p)],
 )
-def test_python_examples_run(page: Path, tmp_path: Path):
-    roles = tmp_path / "roles"  # a copy, so the examples' records land in tmp_path/runs
-    shutil.copytree(REPO / "roles", roles)
-    script = tmp_path / "example.py"
-    script.write_text("\n\n".join(python_blocks(page)))
-    env = os.environ | {"RICO_LAB_ROLES": str(roles)}
-    done = subprocess.run(
-        [sys.executable, script], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=240,
-    )  # fmt: skip
-    assert done.returncode == 0, f"{page.name}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+def test_python_examples_run(page: str, page_runs: dict[str, str]):
+    assert page_runs[page] == "", f"{page}:\n{page_runs[page]}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))

@@ -7,9 +7,7 @@ the real livekit-server, and a ``livekit.rtc`` participant talks to it.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,10 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cli_process import RICO_LAB, livekit_env, worker
+from cli_process import livekit_env, worker
 from livekit import api
 from rtc_participant import VoiceParticipant, run_aside
 
+from rico_lab.cli import main
 from rico_lab.lab import JoinInfo, join_token
 from rico_lab.livekit_server import LiveKitServer
 
@@ -121,36 +120,38 @@ def test_the_role_comes_from_the_room_or_the_participant(livekit, tmp_path):
         async with api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk:
             await lk.room.create_room(api.CreateRoomRequest(name=room, metadata=metadata))
 
+    expected = {
+        "by-attribute": ({"rico_lab.role": "listener"}, "I'm here to listen"),
+        "by-metadata": ({"rico_lab.role": "listener"}, "Welcome to the cafe!"),
+        "by-default": ({}, "rico lab demo agent"),
+    }
     with worker(livekit, runs, "--agent-name", "", "--role", "demo") as service:
-        with person(token("by-attribute", {"rico_lab.role": "listener"})) as p:
-            p.wait_for("the greeting", p.greeted)
-            assert "I'm here to listen" in p.agent_lines()[0]
         run_aside(create("by-metadata", json.dumps({"role": "food_order"})))
-        with person(token("by-metadata", {"rico_lab.role": "listener"})) as p:
-            p.wait_for("the greeting", p.greeted)
-            assert "Welcome to the cafe!" in p.agent_lines()[0]
-        with person(token("by-default", {})) as p:
-            p.wait_for("the greeting", p.greeted)
-            assert "rico lab demo agent" in p.agent_lines()[0]
-        with person(token("unknown-role", {"rico_lab.role": "nobody"})) as p:
+        people = {
+            room: VoiceParticipant(token(room, attrs)) for room, (attrs, _) in expected.items()
+        }
+        lost = VoiceParticipant(token("unknown-role", {"rico_lab.role": "nobody"}))
+        try:
+            for p in [*people.values(), lost]:  # all at once: the worker takes each room
+                p.connect()
+            for room, p in people.items():
+                p.wait_for(f"the greeting in {room}", p.greeted)
+                assert expected[room][1] in p.agent_lines()[0]
             line = service.wait_for("room unknown-role: unknown role 'nobody'")
             assert "demo, food_order, listener" in line
-            assert p.agent_lines() == []
+            assert lost.agent_lines() == []
+        finally:
+            for p in [*people.values(), lost]:
+                p.close()
         service.proc.send_signal(signal.SIGTERM)
         assert service.proc.wait(30) == 0
 
 
-def test_a_missing_setting_or_broken_default_role_is_named(livekit):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEKIT_")}
-    done = subprocess.run([RICO_LAB, "worker"], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert "rico-lab worker: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET" in done.stderr
-    done = subprocess.run(
-        [RICO_LAB, "worker", "--role", "nobody", "--http-port", "0"],
-        env=livekit_env(livekit),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert "unknown role 'nobody'" in done.stderr
+def test_a_missing_setting_or_broken_default_role_is_named(livekit, monkeypatch, capsys):
+    assert main(["worker"]) == 2  # the test environment has no LIVEKIT_* variables
+    error = capsys.readouterr().err
+    assert "rico-lab worker: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET" in error
+    for name, value in livekit_env(livekit).items():
+        monkeypatch.setenv(name, value)
+    assert main(["worker", "--role", "nobody", "--http-port", "0"]) == 2
+    assert "unknown role 'nobody'" in capsys.readouterr().err

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from cli_process import RICO_LAB, Command, livekit_env, worker
+from cli_process import Command, livekit_env, worker
 from jupyterlab_browser import chromium, fake_microphone, playwright
 from playwright.sync_api import expect
 
+from rico_lab.cli import main
 from rico_lab.livekit_server import LiveKitServer
 from rico_lab.speech import synthesize, write_wav
 
@@ -87,12 +87,8 @@ def json_room(body: bytes) -> str:
     return str(state["room"])
 
 
-def test_an_unknown_role_is_named(livekit):
-    done = subprocess.run(
-        [RICO_LAB, "serve-client", "--role", "nobody"],
-        env=livekit_env(livekit),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and "unknown role 'nobody'" in done.stderr
+def test_an_unknown_role_is_named(livekit, monkeypatch, capsys):
+    for name, value in livekit_env(livekit).items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve-client", "--role", "nobody"]) == 2
+    assert "unknown role 'nobody'" in capsys.readouterr().err
