@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from rico_lab.livekit_server import LiveKitServer
 
 CATEGORIES = {"unit", "integration", "browser"}
 
@@ -23,6 +28,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("LIVEKIT_", "OPENAI_", "RICO_LAB_")):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="module")
+def livekit() -> Iterator[LiveKitServer]:
+    """A livekit-server of the test module's own, whose keys the test knows."""
+    from rico_lab.livekit_server import LiveKitServer  # imported here: conftest stays light
+
+    server = LiveKitServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 _exit_status: list[int] = []

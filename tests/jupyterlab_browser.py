@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import Page, Playwright, sync_playwright
+
+from rico_lab.livekit_server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium flags: headless as root, no calls home (this machine's network is closed), a fake
@@ -42,16 +43,10 @@ def fake_microphone(wav: Path) -> list[str]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def jupyterlab(root: Path, env: dict[str, str]) -> Iterator[str]:
     """Start JupyterLab on ``root``; yields its base URL with the token as query."""
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     settings = root / ".lab-settings"
     # save widget state into the notebook, so the test can check what a saved file holds
     plugin = settings / "@jupyter-widgets" / "jupyterlab-manager"

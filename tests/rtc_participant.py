@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
-from livekit import rtc
+from livekit import api, rtc
 
 from rico_lab._loop_thread import LoopThread
 from rico_lab.lab import JoinInfo
@@ -36,6 +36,20 @@ def run_aside(coro: Coroutine[Any, Any, T]) -> T:
     """
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def in_room(url: str, api_key: str, api_secret: str, room: str) -> list[api.ParticipantInfo]:
+    """Who the LiveKit server at ``url`` has in ``room``: nobody once the room is gone."""
+
+    async def ask() -> list[api.ParticipantInfo]:
+        async with api.LiveKitAPI(url, api_key, api_secret) as lk:
+            rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            if not rooms.rooms:
+                return []
+            found = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
+            return list(found.participants)
+
+    return run_aside(ask())
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -19,19 +18,14 @@ from aiohttp import web
 from jupyterlab_browser import chromium, playwright
 from livekit import api
 from playwright.sync_api import Locator, expect
-from rtc_participant import run_aside
+from rtc_participant import in_room
 
 import rico_lab
 from rico_lab._loop_thread import LoopThread
+from rico_lab.livekit_server import free_port
 from rico_lab.web_client import make_app
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -106,11 +100,6 @@ def test_a_killed_server_comes_back_and_the_conversation_goes_on(lab_page):
 
 def kinds_in(lab: rico_lab.Lab, room: str) -> list[str]:
     """Agent or user, for each participant the LiveKit server has in ``room``."""
-
-    async def ask() -> list[str]:
-        async with api.LiveKitAPI(lab.url, lab.api_key, lab._api_secret) as lk:
-            found = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
-        agent = api.ParticipantInfo.Kind.AGENT
-        return ["agent" if p.kind == agent else "user" for p in found.participants]
-
-    return run_aside(ask())
+    agent = api.ParticipantInfo.Kind.AGENT
+    found = in_room(lab.url, lab.api_key, lab._api_secret, room)
+    return ["agent" if p.kind == agent else "user" for p in found]

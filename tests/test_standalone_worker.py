@@ -26,14 +26,6 @@ from rico_lab.livekit_server import LiveKitServer
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def livekit() -> Iterator[LiveKitServer]:
-    server = LiveKitServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 @contextmanager
 def person(info: JoinInfo) -> Iterator[VoiceParticipant]:
     p = VoiceParticipant(info)

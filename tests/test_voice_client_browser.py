@@ -17,9 +17,8 @@ from jupyterlab_browser import (
     playwright,
     run_command,
 )
-from livekit import api
 from playwright.sync_api import Page, expect
-from rtc_participant import run_aside
+from rtc_participant import in_room
 
 from rico_lab.livekit_server import LiveKitServer
 from rico_lab.speech import synthesize, write_wav
@@ -43,16 +42,6 @@ def user_wav(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def livekit():
-    """The lab in the kernel uses this server (via LIVEKIT_*), so the test knows the secret
-    it must never find in the page or the saved notebook."""
-    server = LiveKitServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def driver():
     with playwright() as driver:
         yield driver
@@ -62,6 +51,8 @@ def driver():
 def lab_page(tmp_path_factory, user_wav, livekit, driver):
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(REPO / "notebooks" / "01_talk.ipynb", root)
+    # the lab in the kernel uses this server, so the test knows the secret it must never
+    # find in the page or the saved notebook
     env = {
         "LIVEKIT_URL": livekit.url,
         "LIVEKIT_API_KEY": livekit.api_key,
@@ -204,16 +195,7 @@ def test_no_secret_in_page_widget_state_or_saved_notebook(lab_page, livekit):
 
 def participants(server: LiveKitServer, room: str) -> set[str]:
     """Who the LiveKit server has in ``room`` (nobody once the room is gone)."""
-
-    async def ask() -> set[str]:
-        async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
-            rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
-            if not rooms.rooms:
-                return set()
-            found = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
-            return {p.identity for p in found.participants}
-
-    return run_aside(ask())
+    return {p.identity for p in in_room(server.url, server.api_key, server.api_secret, room)}
 
 
 def room_of(page: Page) -> str:

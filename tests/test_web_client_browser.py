@@ -6,9 +6,7 @@ No notebook anywhere: a role shared as a page, as a colleague opens it in a brow
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,26 +15,12 @@ from jupyterlab_browser import chromium, fake_microphone, playwright
 from playwright.sync_api import expect
 
 from rico_lab.cli import main
-from rico_lab.livekit_server import LiveKitServer
+from rico_lab.livekit_server import free_port
 from rico_lab.speech import synthesize, write_wav
 
 pytestmark = pytest.mark.browser
 
 RATE = 48000
-
-
-@pytest.fixture(scope="module")
-def livekit() -> Iterator[LiveKitServer]:
-    server = LiveKitServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_shared_page_talks_to_the_standalone_worker(livekit, tmp_path):
