@@ -27,12 +27,12 @@ from aiohttp import web
 
 from .errors import LabError
 from .lab import join_token
+from .livekit_server import LIVEKIT_ENV
 from .roles import default_roles_dir, load_role
 from .service import Service
 from .web_client import make_app
 from .worker import AGENT_NAME
 
-_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 #: The long-running commands log to stderr, as a service manager collects it.
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -55,10 +55,10 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def _livekit_env(command: str) -> tuple[str, str, str]:
-    missing = [name for name in _ENV if not os.environ.get(name)]
+    missing = [name for name in LIVEKIT_ENV if not os.environ.get(name)]
     if missing:
         raise LabError(f"rico-lab {command}: set {', '.join(missing)} (the LiveKit server)")
-    url, key, secret = (os.environ[name] for name in _ENV)
+    url, key, secret = (os.environ[name] for name in LIVEKIT_ENV)
     return url, key, secret
 
 

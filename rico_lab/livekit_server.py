@@ -310,6 +310,10 @@ def _stop_all() -> None:
         server.stop()
 
 
+#: The environment that names a LiveKit server of the user's own (URL, key, secret).
+LIVEKIT_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+
+
 def livekit_from_env() -> tuple[str, str, str]:
     """The user's LiveKit server: ``LIVEKIT_URL``, ``LIVEKIT_API_KEY``, ``LIVEKIT_API_SECRET``."""
     url = os.environ["LIVEKIT_URL"]

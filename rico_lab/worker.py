@@ -30,6 +30,7 @@ from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, S
 
 from ._loop_thread import LoopThread
 from .errors import RoleError, WorkerError
+from .livekit_server import LIVEKIT_ENV
 from .record import Log
 from .roles import Role
 from .tools import function_tools
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 #: Name the worker registers under; tokens from :meth:`Lab.join` dispatch it explicitly.
 AGENT_NAME = "rico_lab"
-_ENV_KEYS = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 #: Data-channel topic on which the voice client reports each reply's latency at the listener.
 LATENCY_TOPIC = "rico_lab.latency"
 #: After end_session, how long the goodbye may take before the room closes regardless.
@@ -382,12 +382,13 @@ class Conversation:
 ROLE_ATTRIBUTE = "rico_lab.role"
 
 
-def _json_role(text: str, key: str) -> str:
+def _role_in(metadata: str) -> str:
+    """The ``role`` a JSON metadata object names; "" for none (or for other metadata)."""
     try:
-        found = json.loads(text or "{}")
+        found = json.loads(metadata or "{}")
     except ValueError:
         return ""
-    return str(found.get(key) or "") if isinstance(found, dict) else ""
+    return str(found.get("role") or "") if isinstance(found, dict) else ""
 
 
 async def role_name(ctx: JobContext) -> str:
@@ -397,7 +398,7 @@ async def role_name(ctx: JobContext) -> str:
     metadata (``{"role": ...}``, set by whoever created the room), then the attribute
     ``rico_lab.role`` of the first participant; "" when none does (the default role).
     """
-    named = _json_role(ctx.job.metadata, "role") or _json_role(ctx.room.metadata, "role")
+    named = _role_in(ctx.job.metadata) or _role_in(ctx.room.metadata)
     if named:
         return named
     participant = await ctx.wait_for_participant()
@@ -512,7 +513,7 @@ class Worker:
             WorkerError: the server failed or did not register within ``timeout``.
         """
         registered: concurrent.futures.Future[str] = concurrent.futures.Future()
-        env_before = {k: os.environ.get(k) for k in _ENV_KEYS}
+        env_before = {k: os.environ.get(k) for k in LIVEKIT_ENV}
 
         def on_registered(worker_id: str, _info: object) -> None:
             self.registrations += 1
