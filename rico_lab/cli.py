@@ -46,7 +46,7 @@ def _token(args: argparse.Namespace) -> str:
     identity = args.identity or f"user-{uuid.uuid4().hex[:6]}"
     token = join_token(
         key, secret, room=room, identity=identity, role=role,
-        ttl=timedelta(minutes=args.ttl_minutes),
+        ttl=timedelta(minutes=args.ttl_minutes), agent_name=args.agent_name,
     )  # fmt: skip
     if args.json:
         fields = {"url": url, "room": room, "identity": identity, "role": role, "token": token}
@@ -108,7 +108,7 @@ def _serve_client(args: argparse.Namespace) -> int:
     address = f"http://{args.host}:{args.port}/"
     ready = f"rico-lab serve-client: the {role} role at {address} (LiveKit {url})"
     web.run_app(
-        make_app(url, key, secret, role),
+        make_app(url, key, secret, role, args.agent_name),
         host=args.host,
         port=args.port,
         print=lambda _banner: print(ready, flush=True),  # once the port is bound
@@ -163,12 +163,17 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the voice client as a web page, to share a role outside Jupyter",
         description="Serve the notebook's voice client as a plain web page: each visit joins "
         "a new room on $LIVEKIT_URL with ROLE (the token is minted here; the secret stays "
-        "here). A worker serving agent rico_lab must be registered with that server: "
+        "here). A worker serving --agent-name must be registered with that server: "
         "`rico-lab worker`, or a lab with LIVEKIT_URL set.",
     )
     page.add_argument("--role", default="demo", help="role name (default: demo)")
     page.add_argument(
         "--roles", default=str(default_roles_dir()), help="roles folder (default: %(default)s)"
+    )
+    page.add_argument(
+        "--agent-name",
+        default=AGENT_NAME,
+        help="the worker's agent name; '' for one that takes every room (default: %(default)s)",
     )
     page.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     page.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
@@ -176,12 +181,17 @@ def _parser() -> argparse.ArgumentParser:
         "token",
         help="print a join token that brings the rico_lab agent with a role",
         description="Print a join token for a room on $LIVEKIT_URL (key and secret from "
-        "$LIVEKIT_API_KEY and $LIVEKIT_API_SECRET) that dispatches the rico_lab agent "
+        "$LIVEKIT_API_KEY and $LIVEKIT_API_SECRET) that dispatches the agent --agent-name "
         "with ROLE when the user joins.",
     )
     token.add_argument("--role", default="demo", help="role name (default: demo)")
     token.add_argument(
         "--roles", default=str(default_roles_dir()), help="roles folder (default: %(default)s)"
+    )
+    token.add_argument(
+        "--agent-name",
+        default=AGENT_NAME,
+        help="the worker's agent name; '' for one that takes every room (default: %(default)s)",
     )
     token.add_argument("--room", help="room name (default: a new one per token)")
     token.add_argument("--identity", help="the user's identity (default: a new one)")

@@ -27,7 +27,7 @@ from .recap import transcript, write_recap
 from .record import Log
 from .rehearsal import rehearse
 from .roles import Role, default_roles_dir, load_role
-from .worker import AGENT_NAME, AgentSpec, Conversation, Worker, room_closer
+from .worker import AGENT_NAME, ROLE_ATTRIBUTE, AgentSpec, Conversation, Worker, room_closer
 
 if TYPE_CHECKING:
     from .voice_client import VoiceClient
@@ -47,21 +47,25 @@ def join_token(
     identity: str,
     role: str,
     ttl: timedelta = TOKEN_TTL,
+    agent_name: str = AGENT_NAME,
 ) -> str:
-    """A token that joins ``room`` only, and dispatches the rico_lab agent with ``role``.
+    """A token that joins ``room`` only, and brings the agent ``agent_name`` with ``role``.
 
     The dispatch rides in the token, so the agent comes when the user does and a room
-    nobody joins costs nothing.
+    nobody joins costs nothing. With ``agent_name=""`` (a worker that takes every new room
+    comes by itself) there is no dispatch, and the user's attribute ``rico_lab.role`` names
+    the role instead.
     """
-    dispatch = api.RoomAgentDispatch(agent_name=AGENT_NAME, metadata=json.dumps({"role": role}))
-    return (
+    token = (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)
         .with_ttl(ttl)
         .with_grants(api.VideoGrants(room_join=True, room=room))
-        .with_room_config(api.RoomConfiguration(agents=[dispatch]))
-        .to_jwt()
     )
+    if not agent_name:
+        return token.with_attributes({ROLE_ATTRIBUTE: role}).to_jwt()
+    dispatch = api.RoomAgentDispatch(agent_name=agent_name, metadata=json.dumps({"role": role}))
+    return token.with_room_config(api.RoomConfiguration(agents=[dispatch])).to_jwt()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .errors import LabError
 from .lab import join_token
+from .worker import AGENT_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,14 @@ if (!response.ok) {
 """
 
 
-def make_app(url: str, api_key: str, api_secret: str, role: str) -> web.Application:
-    """The page, the bundle, and ``POST /join``: a new room with ``role`` for each visit."""
+def make_app(
+    url: str, api_key: str, api_secret: str, role: str, agent_name: str = AGENT_NAME
+) -> web.Application:
+    """The page, the bundle, and ``POST /join``: a new room with ``role`` for each visit.
+
+    ``agent_name`` is the worker's (``rico-lab worker --agent-name``): the agent each room
+    asks for, or "" for a worker that takes every new room.
+    """
     script = bundle().read_bytes()
 
     async def page(_request: web.Request) -> web.Response:
@@ -83,7 +90,9 @@ def make_app(url: str, api_key: str, api_secret: str, role: str) -> web.Applicat
 
     async def join(_request: web.Request) -> web.Response:
         room, identity = f"{role}-{uuid.uuid4().hex[:8]}", f"guest-{uuid.uuid4().hex[:6]}"
-        token = join_token(api_key, api_secret, room=room, identity=identity, role=role)
+        token = join_token(
+            api_key, api_secret, room=room, identity=identity, role=role, agent_name=agent_name
+        )
         logger.info("room %s: a new conversation with %s for %s", room, role, identity)
         state = {
             "url": url,

@@ -44,6 +44,22 @@ def test_token_joins_one_room_and_brings_the_agent_with_the_role():
     assert json.loads(dispatch.metadata) == {"role": "food_order"}
 
 
+def test_token_names_the_workers_agent(monkeypatch, capsys):
+    """A worker started with --agent-name is reached by tokens that ask for that name."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    verify = api.TokenVerifier(ENV["LIVEKIT_API_KEY"], ENV["LIVEKIT_API_SECRET"]).verify
+    assert main(["token", "--role", "listener", "--agent-name", "support"]) == 0
+    (dispatch,) = verify(capsys.readouterr().out.strip()).room_config.agents
+    assert dispatch.agent_name == "support"
+    assert json.loads(dispatch.metadata) == {"role": "listener"}
+    # a worker that takes every room needs no dispatch: the role rides on the user
+    assert main(["token", "--role", "listener", "--agent-name", ""]) == 0
+    claims = verify(capsys.readouterr().out.strip())
+    assert claims.room_config is None or not claims.room_config.agents
+    assert claims.attributes == {"rico_lab.role": "listener"}
+
+
 def test_token_mistakes_are_named(monkeypatch, capsys):
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
