@@ -73,8 +73,10 @@ def espeak_voice(voice: str | None) -> str:
 def synthesize(text: str, voice: str | None = None, sample_rate: int = 24000) -> np.ndarray:
     """Speak ``text`` with espeak-ng and return the samples.
 
-    Results are cached, because a scripted agent says the same lines over and over and an
-    espeak-ng process costs tens of milliseconds; each call returns its own copy.
+    The last 32 lines are cached, because a scripted agent says some lines over and over
+    (greetings, a rehearsal's script) and an espeak-ng process costs tens of milliseconds;
+    each call returns its own copy. Not more: most of the local model's lines carry a turn
+    number, are never said again, and each holds seconds of audio (48 KB a second at 24 kHz).
 
     Args:
         text: What to say.
@@ -93,7 +95,7 @@ def synthesize(text: str, voice: str | None = None, sample_rate: int = 24000) ->
     return _synthesize_cached(text, espeak_voice(voice), sample_rate).copy()
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=32)
 def _synthesize_cached(text: str, espeak_voice_name: str, sample_rate: int) -> np.ndarray:
     executable = shutil.which("espeak-ng")
     if executable is None:
