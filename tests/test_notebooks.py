@@ -114,6 +114,64 @@ def test_agent_talks_while_a_cell_blocks_the_kernel(kernel, tmp_path):
     assert wait_gone(server_pid, server_port), "livekit-server outlived the killed kernel"
 
 
+LINE = (
+    "the quick brown fox jumps over the lazy dog and then runs across the field and over "
+    "the hill and through the woods and past the river and the old mill until it reaches "
+    "the farm where the hens are sleeping in the barn"
+)
+COMPUTING_CELL = """\
+import sys, time
+end = time.perf_counter() + 9
+while time.perf_counter() < end:
+    sum(i * i for i in range(2000))
+print(sys.getswitchinterval())"""
+
+
+def test_the_agent_speaks_on_while_a_cell_computes(kernel):
+    """Pure-Python work in a cell holds the GIL; the agent's threads still get it in time.
+
+    At Python's default switch interval the reply stopped for seconds at a time behind such
+    a cell (benchmarks/browser_kernel.py); a lab shortens the interval while cells run.
+    """
+    _, client = kernel
+    start_lab, talk, _busy_cell = notebook_code("01_talk.ipynb")
+    run(client, start_lab)
+    run(client, talk)
+    keys = "('url', 'token', 'room', 'identity', 'role')"
+    fields = json.loads(
+        run(client, f"import json\nprint(json.dumps({{k: getattr(client, k) for k in {keys}}}))")
+    )
+    p = VoiceParticipant(JoinInfo(**fields))
+    p.connect()
+    try:
+        p.wait_for("the greeting", p.greeted)
+        p.wait_for(
+            "the greeting's end", lambda: p.agent_attributes.get("lk.agent.state") == "listening"
+        )
+        msg_id = client.execute(COMPUTING_CELL)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        p.type(LINE)
+        p.wait_for("the reply", lambda: p.speech_seconds(since=sent) > 0.5, timeout=10)
+        assert not _has_reply(client, msg_id, timeout=6), "the cell ended too soon to tell"
+        until = time.monotonic()
+    finally:
+        p.close()
+    loud = [h for h in p.heard if sent < h.at < until and h.rms > SPEECH_RMS]
+    # the line's longest pauses are the local model's "Turn 1: you wrote:" (about 0.35 s);
+    # a stall behind the cell lasted seconds
+    assert max(b.at - a.at for a, b in itertools.pairwise(loud)) < 0.6
+    assert sum(h.seconds for h in loud) > 4.0  # seconds of speech while the cell computed
+    assert _has_reply(client, msg_id, timeout=30)
+    # while a cell runs (and only then): a cell after lab.close() runs at Python's default
+    interval_us = "print(round(sys.getswitchinterval() * 1e6))"
+    assert run(client, interval_us) == "200\n"
+    run(client, "lab.close()")
+    assert run(client, interval_us) == "5000\n"
+    run(client, "lab = rico_lab.Lab(smooth_busy_cells=False)")
+    assert run(client, interval_us) == "5000\n"
+
+
 # threads started in Python; not livekit's native threads that call back into it (Dummy-N),
 # nor tqdm's monitor (tqdm's own, started by any bar, even a disabled one)
 THREADS = (

@@ -1,0 +1,52 @@
+"""A short thread switch interval while a notebook cell runs beside an open lab.
+
+The agent, its model connection and the local model are threads of the kernel. A cell that
+computes in pure Python holds the GIL, and Python hands it to a waiting thread only once per
+switch interval (5 ms by default); the agent needs it hundreds of times a second, so behind
+such a cell its speech stalls for seconds (``benchmarks/browser_kernel.py``). At 0.2 ms a
+reply plays as with an idle kernel, and the cell gets about a quarter less done. Only while
+a cell runs: an idle kernel waits for messages without holding the GIL.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+#: The interval while a cell runs (Python's default is 0.005 s)
+SWITCH_INTERVAL_S = 0.0002
+
+_watching = False
+
+
+def shorten_during_cells(needed: Callable[[], bool]) -> None:
+    """In IPython, from the next cell on, run cells at ``SWITCH_INTERVAL_S`` while ``needed()``.
+
+    Registers once per kernel; outside IPython (a script, the standalone worker) it does
+    nothing, as nothing there competes with the agent unless its author makes it.
+    """
+    global _watching
+    ipython = _ipython()
+    if ipython is None or _watching:
+        return
+    saved: list[float] = []
+
+    def before(*_: Any) -> None:
+        if needed():
+            saved.append(sys.getswitchinterval())
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+    def after(*_: Any) -> None:
+        if saved:
+            sys.setswitchinterval(saved.pop())
+
+    ipython.events.register("pre_run_cell", before)
+    ipython.events.register("post_run_cell", after)
+    _watching = True
+
+
+def _ipython() -> Any:
+    """The running IPython shell, if any (never imports IPython itself)."""
+    module = sys.modules.get("IPython")
+    return module.get_ipython() if module is not None else None
