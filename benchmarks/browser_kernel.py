@@ -91,7 +91,7 @@ print("CALLS", json.dumps({"calls": calls, "session_started": started}, default=
 CONDITIONS = [
     ("idle kernel", False, None),
     ("busy, Python's 5 ms", True, 0.005),  # as with Lab(smooth_busy_cells=False)
-    ("busy, as a lab runs it", True, None),  # 0.2 ms, rico_lab/_busy_cells.py
+    ("busy, as a lab runs it", True, None),  # 0.2 ms, rico_lab/_shared_interpreter.py
 ]
 
 

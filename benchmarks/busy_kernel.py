@@ -25,7 +25,7 @@ import numpy as np
 from livekit import rtc
 
 import rico_lab
-from rico_lab._busy_cells import SWITCH_INTERVAL_S
+from rico_lab._shared_interpreter import SWITCH_INTERVAL_S
 from rico_lab.rehearsal import (
     _BLOCK,
     _FRAME_MS,

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from livekit import api
 
-from ._busy_cells import shorten_during_cells
 from ._loop_thread import LoopThread
+from ._shared_interpreter import freeze_heap, shorten_during_cells
 from .errors import LabError
 from .livekit_server import LiveKitServer, check_livekit, livekit_from_env
 from .local_script import LocalScript
@@ -139,6 +139,7 @@ class Lab:
         _open_labs.add(self)
         self.smooth_busy_cells = smooth_busy_cells
         shorten_during_cells(lambda: any(lab.smooth_busy_cells for lab in _open_labs))
+        freeze_heap()
         global _current
         _current = weakref.ref(self)
 

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from ._loop_thread import LoopThread
+from ._shared_interpreter import freeze_heap
 from .errors import RoleError
 from .livekit_server import check_livekit
 from .local_script import LocalScript
@@ -94,6 +95,7 @@ class Service:
         except BaseException:
             self.close()
             raise
+        freeze_heap()  # as a lab does: what is loaded now stays, out of every collection
 
     @property
     def model(self) -> str:

@@ -1,6 +1,11 @@
-"""A short thread switch interval while a notebook cell runs beside an open lab.
+"""Keeping the agent's threads on time in the interpreter they share with the notebook.
 
-The agent, its model connection and the local model are threads of the kernel. A cell that
+The agent, its model connection and the local model are threads of the kernel, and two
+things of the interpreter's stop them: the GIL, held by a computing cell, and a full
+garbage collection, which stops every thread. livekit-agents queues only 200 ms of the
+agent's audio, so either, longer than that, is a gap in what the user hears.
+
+The switch interval: a short one while a notebook cell runs beside an open lab. A cell that
 computes in pure Python holds the GIL, and Python hands it to a waiting thread only once per
 switch interval (5 ms by default); the agent needs it hundreds of times a second, so behind
 such a cell its speech stalls for seconds (``benchmarks/browser_kernel.py``). At 0.2 ms a
@@ -10,6 +15,7 @@ a cell runs: an idle kernel waits for messages without holding the GIL.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -50,3 +56,17 @@ def _ipython() -> Any:
     """The running IPython shell, if any (never imports IPython itself)."""
     module = sys.modules.get("IPython")
     return module.get_ipython() if module is not None else None
+
+
+def freeze_heap() -> None:
+    """Leave what is alive now out of every later garbage collection (``gc.freeze``).
+
+    A kernel that imported livekit-agents, pandas and the openai client holds some 400 000
+    objects, and a full collection walks them all: 250-350 ms on the development machine,
+    every thread stopped, now and then mid-reply (``benchmarks/startup.py`` prints it).
+    Objects alive at start-up mostly live as long as the kernel; they are still freed when
+    nothing refers to them, only cycles among them would wait for ``gc.unfreeze()``. What
+    is garbage already is collected first, so none of it is kept.
+    """
+    gc.collect()
+    gc.freeze()
