@@ -62,7 +62,7 @@ def freeze_heap() -> None:
     """Leave what is alive now out of every later garbage collection (``gc.freeze``).
 
     A kernel that imported livekit-agents, pandas and the openai client holds some 400 000
-    objects, and a full collection walks them all: 250-350 ms on the development machine,
+    objects, and a full collection walks them all: 200-370 ms on the development machine,
     every thread stopped, now and then mid-reply (``benchmarks/startup.py`` prints it).
     Objects alive at start-up mostly live as long as the kernel; they are still freed when
     nothing refers to them, only cycles among them would wait for ``gc.unfreeze()``. What
