@@ -64,9 +64,11 @@ def freeze_heap() -> None:
     A kernel that imported livekit-agents, pandas and the openai client holds some 400 000
     objects, and a full collection walks them all: 200-370 ms on the development machine,
     every thread stopped, now and then mid-reply (``benchmarks/startup.py`` prints it).
-    Objects alive at start-up mostly live as long as the kernel; they are still freed when
-    nothing refers to them, only cycles among them would wait for ``gc.unfreeze()``. What
-    is garbage already is collected first, so none of it is kept.
+    Called as a lab starts, before it makes anything: what is frozen is the imports and the
+    notebook's objects, which mostly live as long as the kernel; they are still freed when
+    nothing refers to them, only cycles among them wait for ``gc.unfreeze()``. The lab's
+    own objects stay collectable, so a closed lab is freed. What is garbage already is
+    collected first, so none of it is kept.
     """
     gc.collect()
     gc.freeze()

@@ -113,6 +113,7 @@ class Lab:
         timeout: float = 30.0,
         smooth_busy_cells: bool = True,
     ) -> None:
+        freeze_heap()  # before the lab's own parts, which must stay collectable once closed
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
         self.errors: list[str] = []
         runs = Path(runs_dir) if runs_dir is not None else self.roles_dir.parent / "runs"
@@ -139,7 +140,6 @@ class Lab:
         _open_labs.add(self)
         self.smooth_busy_cells = smooth_busy_cells
         shorten_during_cells(lambda: any(lab.smooth_busy_cells for lab in _open_labs))
-        freeze_heap()
         global _current
         _current = weakref.ref(self)
 

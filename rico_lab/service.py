@@ -59,6 +59,7 @@ class Service:
         script: LocalScript | None = None,
         timeout: float = 30.0,
     ) -> None:
+        freeze_heap()  # as a lab does: what is loaded now stays, out of every collection
         self.url, self.roles_dir, self.default_role = url, roles_dir, role
         self.log = Log(runs_dir)
         self.errors: list[str] = []
@@ -95,7 +96,6 @@ class Service:
         except BaseException:
             self.close()
             raise
-        freeze_heap()  # as a lab does: what is loaded now stays, out of every collection
 
     @property
     def model(self) -> str:
