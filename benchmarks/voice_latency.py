@@ -22,7 +22,6 @@ the lab's interpreter; the bare worker's job has a process of its own.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -32,11 +31,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from livekit import api
 from model_timing import MODEL_EVENTS, time_local_model
 
 import rico_lab
-from rico_lab.lab import JoinInfo
+from rico_lab.lab import JoinInfo, join_token
 from rico_lab.rehearsal import _BLOCK, _RATE, _SPEECH_RMS, _block_rms, _Participant, _wait
 from rico_lab.speech import synthesize
 
@@ -69,13 +67,8 @@ def trailing_quiet(speech: np.ndarray) -> float:
 def bare_join(lab: rico_lab.Lab) -> JoinInfo:
     """A token for a new room that dispatches the bare worker, as ``lab.join`` does the lab's."""
     room, identity = f"bare-{uuid.uuid4().hex[:8]}", "benchmark-user"
-    dispatch = api.RoomAgentDispatch(agent_name=BARE, metadata=json.dumps({"role": ROLE}))
-    token = (
-        api.AccessToken(lab.api_key, lab._api_secret)
-        .with_identity(identity)
-        .with_grants(api.VideoGrants(room_join=True, room=room))
-        .with_room_config(api.RoomConfiguration(agents=[dispatch]))
-        .to_jwt()
+    token = join_token(
+        lab.api_key, lab._api_secret, room=room, identity=identity, role=ROLE, agent_name=BARE
     )
     return JoinInfo(url=lab.url, token=token, room=room, identity=identity, role=ROLE)
 

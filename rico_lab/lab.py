@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import logging
 import os
 import uuid
@@ -28,7 +27,15 @@ from .recap import transcript, write_recap
 from .record import Log
 from .rehearsal import rehearse
 from .roles import Role, default_roles_dir, load_role
-from .worker import AGENT_NAME, ROLE_ATTRIBUTE, AgentSpec, Conversation, Worker, room_closer
+from .worker import (
+    AGENT_NAME,
+    ROLE_ATTRIBUTE,
+    AgentSpec,
+    Conversation,
+    Worker,
+    role_metadata,
+    room_closer,
+)
 
 if TYPE_CHECKING:
     from .voice_client import VoiceClient
@@ -65,7 +72,7 @@ def join_token(
     )
     if not agent_name:
         return token.with_attributes({ROLE_ATTRIBUTE: role}).to_jwt()
-    dispatch = api.RoomAgentDispatch(agent_name=agent_name, metadata=json.dumps({"role": role}))
+    dispatch = api.RoomAgentDispatch(agent_name=agent_name, metadata=role_metadata(role))
     return token.with_room_config(api.RoomConfiguration(agents=[dispatch])).to_jwt()
 
 
@@ -196,7 +203,7 @@ class Lab:
         async with api.LiveKitAPI(self.url, self.api_key, self._api_secret) as lk:
             for room, role in self._cut_rooms.items():
                 request = api.CreateAgentDispatchRequest(
-                    agent_name=AGENT_NAME, room=room, metadata=json.dumps({"role": role})
+                    agent_name=AGENT_NAME, room=room, metadata=role_metadata(role)
                 )
                 await lk.agent_dispatch.create_dispatch(request)
 

@@ -382,6 +382,11 @@ class Conversation:
 ROLE_ATTRIBUTE = "rico_lab.role"
 
 
+def role_metadata(role: str) -> str:
+    """Dispatch (or room) metadata that names ``role``, as :func:`role_name` reads it."""
+    return json.dumps({"role": role})
+
+
 def _role_in(metadata: str) -> str:
     """The ``role`` a JSON metadata object names; "" for none (or for other metadata)."""
     try:
