@@ -30,13 +30,11 @@ from pathlib import Path
 import browser_probe  # noqa: F401  (puts tests/ on the path)
 import numpy as np
 from aiohttp import web
-from jupyterlab_browser import chromium, playwright
+from jupyterlab_browser import chromium, playwright, served
 from playwright.sync_api import Page
 from voice_latency import BARE, ROLE, start_bare_worker
 
 import rico_lab
-from rico_lab._loop_thread import LoopThread
-from rico_lab.livekit_server import free_port
 from rico_lab.speech import synthesize, write_wav
 from rico_lab.web_client import make_app
 from rico_lab.worker import AGENT_NAME
@@ -52,24 +50,12 @@ def pages(lab: rico_lab.Lab) -> Iterator[dict[str, str]]:
     """Serve the voice client page twice: for the lab's agent and for the bare worker."""
     server = lab.livekit_server
     assert server is not None, "the benchmark runs the embedded livekit-server"
-    loop, runners, urls = LoopThread("pages"), [], {}
-    for label, agent in ((LAB, AGENT_NAME), (BARE_LABEL, BARE)):
-        app = make_app(lab.url, server.api_key, server.api_secret, ROLE, agent_name=agent)
-        runner, port = web.AppRunner(app), free_port()
 
-        async def start(runner: web.AppRunner = runner, port: int = port) -> None:
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+    def page_for(agent: str) -> web.Application:
+        return make_app(lab.url, server.api_key, server.api_secret, ROLE, agent_name=agent)
 
-        loop.run(start(), 10)
-        runners.append(runner)
-        urls[label] = f"http://127.0.0.1:{port}/"
-    try:
-        yield urls
-    finally:
-        for runner in runners:
-            loop.run(runner.cleanup(), 10)
-        loop.stop()
+    with served(page_for(AGENT_NAME)) as ours, served(page_for(BARE)) as bare:
+        yield {LAB: ours, BARE_LABEL: bare}
 
 
 def microphone(folder: Path) -> Path:

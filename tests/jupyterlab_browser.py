@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aiohttp import web
 from playwright.sync_api import Page, Playwright, sync_playwright
 
+from rico_lab._loop_thread import LoopThread
 from rico_lab.livekit_server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,6 +87,27 @@ def jupyterlab(root: Path, env: dict[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@contextmanager
+def served(app: web.Application) -> Iterator[str]:
+    """Serve ``app`` (a page for the browser) on a free loopback port; yields its URL.
+
+    From a thread of its own, so the page is served while the test's thread waits on the
+    browser.
+    """
+    loop, port, runner = LoopThread("page"), free_port(), web.AppRunner(app)
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    loop.run(start(), 10)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        loop.run(runner.cleanup(), 10)
+        loop.stop()
 
 
 @contextmanager

@@ -14,15 +14,12 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
-from jupyterlab_browser import chromium, playwright
+from jupyterlab_browser import chromium, playwright, served
 from livekit import api
 from playwright.sync_api import Locator, expect
 from rtc_participant import in_room
 
 import rico_lab
-from rico_lab._loop_thread import LoopThread
-from rico_lab.livekit_server import free_port
 from rico_lab.web_client import make_app
 
 pytestmark = pytest.mark.browser
@@ -32,22 +29,10 @@ pytestmark = pytest.mark.browser
 def lab_page(tmp_path) -> Iterator[tuple[rico_lab.Lab, str]]:
     """A lab, and the voice client page for its demo role (URL)."""
     with rico_lab.Lab(runs_dir=tmp_path / "runs") as lab:
-        loop, port = LoopThread("page"), free_port()
         server = lab.livekit_server
         assert server is not None
-        app = make_app(lab.url, server.api_key, server.api_secret, "demo")
-        runner = web.AppRunner(app)
-
-        async def start() -> None:
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-
-        loop.run(start(), 10)
-        try:
-            yield lab, f"http://127.0.0.1:{port}/"
-        finally:
-            loop.run(runner.cleanup(), 10)
-            loop.stop()
+        with served(make_app(lab.url, server.api_key, server.api_secret, "demo")) as url:
+            yield lab, url
 
 
 def say(client: Locator, text: str) -> None:
