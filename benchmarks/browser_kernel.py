@@ -96,19 +96,17 @@ CONDITIONS = [
 
 
 def run_cell(page: Page, index: int, source: str | None = None) -> None:
-    """Run cell ``index`` as a user would (select it, Shift-Enter's command), not waiting."""
-    if source is not None:
-        set_source = "c.model.sharedModel.setSource(s);"
-    else:
-        set_source = ""
+    """Run cell ``index`` as a user would (select it, Shift-Enter's command), not waiting.
+
+    With ``source``, the cell is given that code first.
+    """
     page.evaluate(
-        f"""([i, s]) => {{
+        """([i, s]) => {
             const notebook = window.jupyterapp.shell.currentWidget.content;
             notebook.activeCellIndex = i;
-            const c = notebook.activeCell;
-            {set_source}
+            if (s !== null) notebook.activeCell.model.sharedModel.setSource(s);
             window.jupyterapp.commands.execute('notebook:run-cell');
-        }}""",
+        }""",
         [index, source],
     )
 

@@ -40,10 +40,13 @@ def probe(page: Page) -> dict[str, Any]:
 
 def first_sound(page: Page, after_ms: float) -> float | None:
     """When agent audio was first loud after ``after_ms`` (page clock, ms), if it was."""
-    for t, rms, _track in probe(page)["levels"]:
-        if t > after_ms and rms > SOUND_RMS:
-            return float(t)
-    return None
+    return page.evaluate(
+        """([after, loud]) => {
+            const first = window.__ricoProbe.levels.find(([t, rms]) => t > after && rms > loud);
+            return first ? first[0] : null;
+        }""",
+        [after_ms, SOUND_RMS],
+    )
 
 
 def loud_frames(samples: np.ndarray, rate: int) -> np.ndarray:
