@@ -110,6 +110,15 @@ class Lab:
         LabError: a part could not start; the message says which and what to do.
     """
 
+    def __new__(cls, **_options: Any) -> Lab:
+        """Take what is loaded so far out of every collection, before the lab exists.
+
+        Not in ``__init__``: ``self`` would be frozen with the rest, and with it every part
+        of the lab, kept for good after ``close()``.
+        """
+        freeze_heap()
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
@@ -120,7 +129,6 @@ class Lab:
         timeout: float = 30.0,
         smooth_busy_cells: bool = True,
     ) -> None:
-        freeze_heap()  # before the lab's own parts, which must stay collectable once closed
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
         self.errors: list[str] = []
         runs = Path(runs_dir) if runs_dir is not None else self.roles_dir.parent / "runs"

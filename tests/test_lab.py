@@ -481,10 +481,15 @@ def test_a_lab_collects_the_garbage_it_finds_and_leaves_the_rest_out_of_collecti
         gone = weakref.ref(garbage)
         del garbage
         assert gone() is not None
-        with rico_lab.Lab():
+        with rico_lab.Lab() as lab:
             assert gone() is None, "garbage found at start-up must be freed, not kept for good"
             assert not any(o is kept for o in gc.get_objects()), "still walked by collections"
             made_after = _Node()
             assert any(o is made_after for o in gc.get_objects())
+        # the lab itself is not taken out: once closed, it and its parts can be freed
+        closed = weakref.ref(lab)
+        del lab
+        gc.collect()
+        assert closed() is None, "a closed lab must be freed"
     finally:
         gc.enable()
