@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,9 @@ def main() -> None:
     per_turn = growth / max(end[2] - warm[2], 1) * 1024
     print(f"after warm-up: {growth:+.1f} MB over {hours * 60:.0f} min ", end="")
     print(f"({growth / hours if hours else 0:+.1f} MB/h, {per_turn:+.1f} KB per turn)")
+    minutes_rss = [{"s": s, "rss_mb": mb, "turns": n} for s, mb, n in [*samples, end]]
+    growth_per_h = growth / hours if hours else 0.0
+    print(json.dumps({"rss": minutes_rss, "mb_per_h": growth_per_h, "kb_per_turn": per_turn}))
 
 
 if __name__ == "__main__":

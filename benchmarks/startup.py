@@ -19,6 +19,7 @@ a figure over its target is printed with how much it missed by.
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import sys
 import time
@@ -72,6 +73,7 @@ def main() -> None:
                 f"  missed by {median - target:.2f} s" if median > target else "  met"
             )
         print(f"{label:<32} {median:8.2f} {worst:8.2f} {verdict}")
+    print(json.dumps({"seconds": figures, "targets_s": TARGETS}))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ the lab's interpreter; the bare worker's job has a process of its own.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -159,6 +160,11 @@ def main() -> None:
     print(f"ratio of medians (lab / bare): {ratio:.2f}  (target <= 1.05)")
     if ratio > 1.05 or lab_p50 > 80:
         print(f"missed by: ratio {max(ratio - 1.05, 0):.2f}, p50 {max(lab_p50 - 80, 0):.0f} ms")
+    turns_ms = {  # per turn: total, in, model, out; null for a reply never heard
+        name: [[None if np.isnan(v) else v * 1000 for v in turn] for turn in values]
+        for name, values in figures.items()
+    }
+    print(json.dumps({"hangover_ms": hangover, "turns_ms": turns_ms}))
 
 
 if __name__ == "__main__":
