@@ -37,7 +37,6 @@ from voice_latency import BARE, ROLE, start_bare_worker
 import rico_lab
 from rico_lab.speech import synthesize, write_wav
 from rico_lab.web_client import make_app
-from rico_lab.worker import AGENT_NAME
 
 RATE = 48000
 BLOCK = 10  # turns per page visit; the first reply of a visit is not counted (see below)
@@ -54,7 +53,7 @@ def pages(lab: rico_lab.Lab) -> Iterator[dict[str, str]]:
     def page_for(agent: str) -> web.Application:
         return make_app(lab.url, server.api_key, server.api_secret, ROLE, agent_name=agent)
 
-    with served(page_for(AGENT_NAME)) as ours, served(page_for(BARE)) as bare:
+    with served(page_for(lab.agent_name)) as ours, served(page_for(BARE)) as bare:
         yield {LAB: ours, BARE_LABEL: bare}
 
 

@@ -139,6 +139,9 @@ class Lab:
         self._roles: dict[str, Role] = {}
         self._conversations: dict[str, Conversation] = {}
         self.url = self.model = ""
+        #: the name this lab's worker registers under, its own: on a LiveKit server that
+        #: other labs (or workers) share, a conversation started here is answered here
+        self.agent_name = f"{AGENT_NAME}-{uuid.uuid4().hex[:8]}"
         self.livekit_server: LiveKitServer | None = None
         self.realtime_server: LocalRealtimeServer | None = None
         self._worker: Worker | None = None
@@ -184,7 +187,11 @@ class Lab:
             delete_room=room_closer(self.url, self.api_key, self._api_secret, self._on_error),
         )
         self._worker = Worker(
-            url=self.url, api_key=self.api_key, api_secret=self._api_secret, spec=spec
+            url=self.url,
+            api_key=self.api_key,
+            api_secret=self._api_secret,
+            spec=spec,
+            agent_name=self.agent_name,
         )
         self._worker.start(self._loop, timeout)
 
@@ -211,7 +218,7 @@ class Lab:
         async with api.LiveKitAPI(self.url, self.api_key, self._api_secret) as lk:
             for room, role in self._cut_rooms.items():
                 request = api.CreateAgentDispatchRequest(
-                    agent_name=AGENT_NAME, room=room, metadata=role_metadata(role)
+                    agent_name=self.agent_name, room=room, metadata=role_metadata(role)
                 )
                 await lk.agent_dispatch.create_dispatch(request)
 
@@ -280,7 +287,12 @@ class Lab:
         room = f"{loaded.name}-{uuid.uuid4().hex[:8]}"
         identity = identity or f"user-{uuid.uuid4().hex[:6]}"
         token = join_token(
-            self.api_key, self._api_secret, room=room, identity=identity, role=loaded.name
+            self.api_key,
+            self._api_secret,
+            room=room,
+            identity=identity,
+            role=loaded.name,
+            agent_name=self.agent_name,
         )
         return JoinInfo(url=self.url, token=token, room=room, identity=identity, role=loaded.name)
 

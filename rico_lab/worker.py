@@ -468,8 +468,8 @@ class Worker:
     ``livekit.agents.jupyter.run_app`` would block the cell; this runs ``AgentServer.run`` as
     a task on a :class:`LoopThread` and returns once the server has registered.
 
-    A lab's worker (the defaults) serves its notebook alone: explicit dispatch by
-    :data:`AGENT_NAME`, no load reported, health port on loopback. A standalone worker
+    A lab's worker serves its notebook alone: explicit dispatch by the lab's own name
+    (``lab.agent_name``), no load reported, health port on loopback. A standalone worker
     (``rico-lab worker``) may take every room (``agent_name=""``), report its real load
     against ``load_threshold``, and serve its health check on ``http_port`` for an
     orchestrator.

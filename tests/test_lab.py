@@ -240,7 +240,7 @@ def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):
     claims = rico_lab.lab.api.TokenVerifier(lab.api_key, lab._api_secret).verify(a.token)
     assert claims.video.room == a.room and claims.video.room_join
     assert not claims.video.room_create and not claims.video.room_admin
-    assert claims.room_config.agents[0].agent_name == "rico_lab"
+    assert claims.room_config.agents[0].agent_name == lab.agent_name
 
 
 def test_unknown_role_is_refused_at_join(lab):
@@ -327,6 +327,25 @@ def test_external_livekit_server_from_the_environment(monkeypatch):
             assert lab.livekit_server is None and lab.url == server.url
             hear_greeting(lab)
         assert os.environ["LIVEKIT_URL"] == server.url  # the lab left the environment alone
+    finally:
+        server.stop()
+
+
+def test_labs_sharing_a_livekit_server_answer_their_own_conversations(monkeypatch):
+    """One LIVEKIT_URL for a team: a conversation started in one notebook is answered by
+    that kernel's agent (its tools, its record), never by a colleague's lab."""
+    server = LiveKitServer()
+    server.start()
+    try:
+        monkeypatch.setenv("LIVEKIT_URL", server.url)
+        monkeypatch.setenv("LIVEKIT_API_KEY", server.api_key)
+        monkeypatch.setenv("LIVEKIT_API_SECRET", server.api_secret)
+        with rico_lab.Lab() as mine, rico_lab.Lab() as theirs:
+            assert mine.agent_name != theirs.agent_name
+            for lab, other in [(mine, theirs), (theirs, mine)] * 3:
+                room = hear_greeting(lab).info.room
+                assert room in set(lab.log.sessions.session)
+                assert room not in set(other.log.sessions.session)
     finally:
         server.stop()
 
@@ -444,7 +463,7 @@ def test_a_second_agent_sent_into_a_live_conversation_leaves(lab, participant):
         async with api.LiveKitAPI(*lk_api) as lk:
             await lk.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(
-                    agent_name="rico_lab", room=p.info.room, metadata='{"role": "demo"}'
+                    agent_name=lab.agent_name, room=p.info.room, metadata='{"role": "demo"}'
                 )
             )
 

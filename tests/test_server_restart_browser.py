@@ -31,7 +31,8 @@ def lab_page(tmp_path) -> Iterator[tuple[rico_lab.Lab, str]]:
     with rico_lab.Lab(runs_dir=tmp_path / "runs") as lab:
         server = lab.livekit_server
         assert server is not None
-        with served(make_app(lab.url, server.api_key, server.api_secret, "demo")) as url:
+        app = make_app(lab.url, server.api_key, server.api_secret, "demo", lab.agent_name)
+        with served(app) as url:
             yield lab, url
 
 
