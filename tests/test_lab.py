@@ -15,7 +15,7 @@ from rtc_participant import VoiceParticipant, run_aside
 import rico_lab
 from rico_lab._loop_thread import LoopThread
 from rico_lab.lab import JoinInfo
-from rico_lab.livekit_server import LiveKitServer, free_port
+from rico_lab.livekit_server import free_port
 from rico_lab.realtime_server import LocalRealtimeServer
 from rico_lab.speech import synthesize
 
@@ -316,38 +316,31 @@ def test_start_close_start_again_leaks_nothing():
             s.bind(("127.0.0.1", port))
 
 
-def test_external_livekit_server_from_the_environment(monkeypatch):
-    server = LiveKitServer()
-    server.start()
-    try:
-        monkeypatch.setenv("LIVEKIT_URL", server.url)
-        monkeypatch.setenv("LIVEKIT_API_KEY", server.api_key)
-        monkeypatch.setenv("LIVEKIT_API_SECRET", server.api_secret)
-        with rico_lab.Lab() as lab:
-            assert lab.livekit_server is None and lab.url == server.url
-            hear_greeting(lab)
-        assert os.environ["LIVEKIT_URL"] == server.url  # the lab left the environment alone
-    finally:
-        server.stop()
+@pytest.fixture
+def users_livekit(livekit, monkeypatch):
+    """The user's own LiveKit server, named in LIVEKIT_URL and its key variables."""
+    monkeypatch.setenv("LIVEKIT_URL", livekit.url)
+    monkeypatch.setenv("LIVEKIT_API_KEY", livekit.api_key)
+    monkeypatch.setenv("LIVEKIT_API_SECRET", livekit.api_secret)
+    return livekit
 
 
-def test_labs_sharing_a_livekit_server_answer_their_own_conversations(monkeypatch):
+def test_external_livekit_server_from_the_environment(users_livekit):
+    with rico_lab.Lab() as lab:
+        assert lab.livekit_server is None and lab.url == users_livekit.url
+        hear_greeting(lab)
+    assert os.environ["LIVEKIT_URL"] == users_livekit.url  # the lab left the environment alone
+
+
+def test_labs_sharing_a_livekit_server_answer_their_own_conversations(users_livekit):
     """One LIVEKIT_URL for a team: a conversation started in one notebook is answered by
     that kernel's agent (its tools, its record), never by a colleague's lab."""
-    server = LiveKitServer()
-    server.start()
-    try:
-        monkeypatch.setenv("LIVEKIT_URL", server.url)
-        monkeypatch.setenv("LIVEKIT_API_KEY", server.api_key)
-        monkeypatch.setenv("LIVEKIT_API_SECRET", server.api_secret)
-        with rico_lab.Lab() as mine, rico_lab.Lab() as theirs:
-            assert mine.agent_name != theirs.agent_name
-            for lab, other in [(mine, theirs), (theirs, mine)] * 3:
-                room = hear_greeting(lab).info.room
-                assert room in set(lab.log.sessions.session)
-                assert room not in set(other.log.sessions.session)
-    finally:
-        server.stop()
+    with rico_lab.Lab() as mine, rico_lab.Lab() as theirs:
+        assert mine.agent_name != theirs.agent_name
+        for lab, other in [(mine, theirs), (theirs, mine)] * 3:
+            room = hear_greeting(lab).info.room
+            assert room in set(lab.log.sessions.session)
+            assert room not in set(other.log.sessions.session)
 
 
 def test_unreachable_livekit_url_is_named(monkeypatch):
@@ -367,17 +360,10 @@ def test_livekit_url_without_credentials_is_named(monkeypatch):
         rico_lab.Lab()
 
 
-def test_wrong_livekit_secret_is_named(monkeypatch):
-    server = LiveKitServer()
-    server.start()
-    try:
-        monkeypatch.setenv("LIVEKIT_URL", server.url)
-        monkeypatch.setenv("LIVEKIT_API_KEY", server.api_key)
-        monkeypatch.setenv("LIVEKIT_API_SECRET", "not-the-secret-" * 3)
-        with pytest.raises(rico_lab.LiveKitServerError, match="refused LIVEKIT_API_KEY"):
-            rico_lab.Lab()
-    finally:
-        server.stop()
+def test_wrong_livekit_secret_is_named(users_livekit, monkeypatch):
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "not-the-secret-" * 3)
+    with pytest.raises(rico_lab.LiveKitServerError, match="refused LIVEKIT_API_KEY"):
+        rico_lab.Lab()
 
 
 @pytest.fixture
