@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 #: The interval while a cell runs (Python's default is 0.005 s)
 SWITCH_INTERVAL_S = 0.0002
@@ -72,3 +72,16 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+class FreezesHeapFirst:
+    """A base for what starts the agent (a lab, a service): :func:`freeze_heap` as one is made.
+
+    In ``__new__``, before the instance exists: from ``__init__`` the instance would be
+    frozen with the rest, and with it every part it goes on to hold, kept for good after
+    ``close()``.
+    """
+
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Self:
+        freeze_heap()
+        return super().__new__(cls)

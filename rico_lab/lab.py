@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from livekit import api
 
 from ._loop_thread import LoopThread
-from ._shared_interpreter import freeze_heap, shorten_during_cells
+from ._shared_interpreter import FreezesHeapFirst, shorten_during_cells
 from .errors import LabError
 from .livekit_server import LiveKitServer, check_livekit, livekit_from_env
 from .local_script import LocalScript
@@ -87,7 +87,7 @@ class JoinInfo:
     role: str
 
 
-class Lab:
+class Lab(FreezesHeapFirst):
     """Everything a notebook needs to talk to an agent, running in the background.
 
     ``Lab()`` starts (or connects to) a LiveKit server, starts the model (rico_lab's local
@@ -109,15 +109,6 @@ class Lab:
     Raises:
         LabError: a part could not start; the message says which and what to do.
     """
-
-    def __new__(cls, **_options: Any) -> Lab:
-        """Take what is loaded so far out of every collection, before the lab exists.
-
-        Not in ``__init__``: ``self`` would be frozen with the rest, and with it every part
-        of the lab, kept for good after ``close()``.
-        """
-        freeze_heap()
-        return super().__new__(cls)
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from ._loop_thread import LoopThread
-from ._shared_interpreter import freeze_heap
+from ._shared_interpreter import FreezesHeapFirst
 from .errors import RoleError
 from .livekit_server import check_livekit
 from .local_script import LocalScript
@@ -24,7 +24,7 @@ from .worker import AGENT_NAME, AgentSpec, Conversation, Worker, room_closer
 logger = logging.getLogger(__name__)
 
 
-class Service:
+class Service(FreezesHeapFirst):
     """A registered agent worker on the LiveKit server at ``url``, until :meth:`close`.
 
     Args:
@@ -59,7 +59,6 @@ class Service:
         script: LocalScript | None = None,
         timeout: float = 30.0,
     ) -> None:
-        freeze_heap()  # as a lab does: what is loaded now stays, out of every collection
         self.url, self.roles_dir, self.default_role = url, roles_dir, role
         self.log = Log(runs_dir)
         self.errors: list[str] = []
