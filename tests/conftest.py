@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -39,6 +40,32 @@ def livekit() -> Iterator[LiveKitServer]:
     server.start()
     yield server
     server.stop()
+
+
+WATCHDOG_SECONDS = 480
+_watchdog_stream: list[object] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep a handle on the real stderr (capture is suspended here) for the watchdog."""
+    _watchdog_stream.append(open(os.dup(2), "w"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """End a wedged run with every thread's stack instead of a silent stall.
+
+    pytest-timeout (signal method) needs the main thread to take the GIL; when every
+    thread waits for a GIL nobody hands over (seen twice in CI, in tests running several
+    livekit rooms in one process) it cannot fire and the run stalls until CI's limit.
+    faulthandler's watchdog is a C thread that needs no GIL: it dumps all Python stacks
+    and exits, so the run fails at once, its main thread's stack naming the test.
+    """
+    faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=_watchdog_stream[0])  # type: ignore[arg-type]
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 _exit_status: list[int] = []
