@@ -176,6 +176,7 @@ class Lab(FreezesHeapFirst):
             conversations=self._conversations,
             handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
             delete_room=room_closer(self.url, self.api_key, self._api_secret, self._on_error),
+            server_log=self.livekit_server.log_tail if self.livekit_server else lambda: "",
         )
         self._worker = Worker(
             url=self.url,

@@ -181,10 +181,20 @@ class LiveKitServer:
         assert self._workdir is not None
         return Path(self._workdir.name) / "livekit-server.log"
 
+    def log_tail(self, lines: int = 8) -> str:
+        """The server's last log lines (warnings and errors: it logs at "warn"), or ""."""
+        if self._workdir is None:
+            return ""
+        try:
+            text = self._log_path().read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
     def _check_alive(self, binary: Path) -> None:
         assert self._proc is not None
         if self._proc.poll() is not None:
-            output = self._log_path().read_text(errors="replace")[-2000:]
+            output = self.log_tail(30)
             self._cleanup()
             raise LiveKitServerError(
                 f"livekit-server ({binary}) exited with code {self._proc.returncode}:\n{output}"

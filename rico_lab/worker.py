@@ -66,6 +66,9 @@ class AgentSpec:
     #: What a conversation cut off by its LiveKit server leaves its room's next agent: the
     #: conversation so far, by room. (A standalone worker has no server of its own to lose.)
     handover: dict[str, ChatContext] = field(default_factory=dict)
+    #: The last lines of the LiveKit server's own log, when the lab runs it: a refused join
+    #: reaches the SDK as a bare HTTP status, and only the server says why.
+    server_log: Callable[[], str] = lambda: ""
 
 
 def greeting_instructions(role: Role) -> str:
@@ -430,7 +433,17 @@ async def _served_already(spec: AgentSpec, room: str, wait_s: float = 10.0) -> b
 
 def _make_entrypoint(spec: AgentSpec) -> Callable[[JobContext], object]:
     async def entrypoint(ctx: JobContext) -> None:
-        await ctx.connect()
+        try:
+            await ctx.connect()
+        except rtc.ConnectError as exc:
+            # the user waits in the room for an agent that never comes: say why, in the lab
+            said = spec.server_log()
+            spec.on_error(
+                f"room {ctx.job.room.name}: the agent could not join it: {exc}"
+                + (f"\nlivekit-server's log ends:\n{said}" if said else "")
+            )
+            ctx.shutdown(f"could not join: {exc}")
+            return
         if await _served_already(spec, ctx.room.name):
             logger.info("room %s: its agent is here already; this job leaves", ctx.room.name)
             ctx.shutdown("the room has its agent")

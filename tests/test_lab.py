@@ -15,7 +15,7 @@ from rtc_participant import VoiceParticipant, run_aside
 import rico_lab
 from rico_lab._loop_thread import LoopThread
 from rico_lab.lab import JoinInfo
-from rico_lab.livekit_server import free_port
+from rico_lab.livekit_server import LiveKitServer, free_port
 from rico_lab.realtime_server import LocalRealtimeServer
 from rico_lab.speech import synthesize
 
@@ -231,6 +231,30 @@ def test_role_tools_run_in_the_kernel_and_on_the_client(tmp_path, participant_in
         p.wait_for(
             "its answer", lambda: "The tool show returned shown on screen." in p.agent_lines()
         )
+
+
+def test_an_agent_the_server_turns_away_is_an_error_with_the_servers_reason(monkeypatch):
+    # a livekit-server that takes identities of up to 8 characters: "ada", not "agent-AJ_..."
+    config = LiveKitServer._config
+    monkeypatch.setattr(
+        LiveKitServer,
+        "_config",
+        lambda server: {**config(server), "limit": {"max_participant_identity_length": 8}},
+    )
+    with rico_lab.Lab() as lab:
+        person = VoiceParticipant(lab.join("demo", identity="ada"))
+        try:
+            person.connect()
+            deadline = time.monotonic() + 30
+            while not lab.errors and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            person.close()
+        assert lab.errors, "the refused agent left no error in the lab"
+        error = lab.errors[0]
+        assert error.startswith(f"room {person.info.room}: the agent could not join it: "), error
+        assert "livekit-server's log ends:" in error and '"status": 400' in error, error
+        assert not lab._conversations
 
 
 def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):
