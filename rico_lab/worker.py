@@ -7,6 +7,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from livekit.agents import (
 )
 from livekit.agents.llm import ChatContext, ChatMessage, RealtimeModel
 from livekit.agents.metrics.usage import LLMModelUsage
+from livekit.agents.telemetry import loop_monitor
 from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
 
 from ._loop_thread import LoopThread
@@ -475,6 +477,22 @@ def _no_load() -> float:
     return 0.0
 
 
+def spare_the_loop_monitor() -> None:
+    """Turn off livekit-agents' job loop monitor where it can freeze the whole process.
+
+    The monitor samples every thread's stack (``sys._current_frames``) when a job loop
+    lags, as it does while a notebook cell computes. Before Python 3.11.9 a garbage
+    collection inside that call runs Python code holding the interpreter's thread-list lock;
+    a livekit callback thread ending at that moment waits for the lock while holding the
+    GIL, and every thread stops for good (CPython gh-106883, fixed in 3.11.9; 3.12 collects
+    only between bytecodes). Seen here as a stalled test run; in a kernel it is a kernel
+    that never answers again. Its knob is livekit-agents' own variable, read as each job
+    thread starts; a value the user set is kept.
+    """
+    if sys.version_info < (3, 11, 9):
+        os.environ.setdefault(loop_monitor.ENV_WARN_THRESHOLD_MS, "0")
+
+
 class Worker:
     """An AgentServer with the thread job executor, so jobs (and tools) run in this process.
 
@@ -532,6 +550,7 @@ class Worker:
         """
         registered: concurrent.futures.Future[str] = concurrent.futures.Future()
         env_before = {k: os.environ.get(k) for k in LIVEKIT_ENV}
+        spare_the_loop_monitor()  # before the first job thread starts
 
         def on_registered(worker_id: str, _info: object) -> None:
             self.registrations += 1

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rico_lab.livekit_server import LiveKitServer
 
 CATEGORIES = {"unit", "integration", "browser"}
+LOOP_MONITOR_ENV = "LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,9 +26,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's LIVEKIT_*/OPENAI_* variables must never reach a test."""
+    """A developer's LIVEKIT_*/OPENAI_* variables must never reach a test.
+
+    Kept: the loop-monitor switch a worker sets for the whole process (see
+    ``rico_lab.worker.spare_the_loop_monitor``), which a module's lab set before this ran.
+    """
     for key in list(os.environ):
-        if key.startswith(("LIVEKIT_", "OPENAI_", "RICO_LAB_")):
+        if key.startswith(("LIVEKIT_", "OPENAI_", "RICO_LAB_")) and key != LOOP_MONITOR_ENV:
             monkeypatch.delenv(key)
 
 
@@ -56,8 +61,9 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     """End a wedged run with every thread's stack instead of a silent stall.
 
     pytest-timeout (signal method) needs the main thread to take the GIL; when every
-    thread waits for a GIL nobody hands over (seen twice in CI, in tests running several
-    livekit rooms in one process) it cannot fire and the run stalls until CI's limit.
+    thread waits for a GIL nobody hands over (seen twice in CI: CPython gh-106883, see
+    ``rico_lab.worker.spare_the_loop_monitor``) it cannot fire, and the run would stall
+    until CI's limit.
     faulthandler's watchdog is a C thread that needs no GIL: it dumps all Python stacks
     and exits, so the run fails at once, its main thread's stack naming the test.
     """

@@ -3,6 +3,7 @@ import gc
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -255,6 +256,16 @@ def test_an_agent_the_server_turns_away_is_an_error_with_the_servers_reason(monk
         assert error.startswith(f"room {person.info.room}: the agent could not join it: "), error
         assert "livekit-server's log ends:" in error and '"status": 400' in error, error
         assert not lab._conversations
+
+
+def test_job_loops_are_watched_only_where_watching_cannot_freeze_the_process(lab, participant):
+    p = participant()
+    p.wait_for("the greeting", p.greeted)
+    watchers = [t for t in threading.enumerate() if t.name == "livekit-loop-monitor-job"]
+    if sys.version_info < (3, 11, 9):  # sys._current_frames can deadlock (CPython gh-106883)
+        assert not watchers
+    else:
+        assert watchers
 
 
 def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):
