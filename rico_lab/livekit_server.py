@@ -35,6 +35,7 @@ INSTALL_HINT = (
 )
 
 _PR_SET_PDEATHSIG = 1
+WORKDIR_PREFIX = "rico_lab_lk_"
 
 
 def tools_dir() -> Path:
@@ -121,6 +122,11 @@ class LiveKitServer:
         """Process id while running."""
         return self._proc.pid if self._proc and self._proc.poll() is None else None
 
+    @property
+    def log_path(self) -> Path | None:
+        """The server's log (warnings and errors) while it runs; removed with its config."""
+        return self._log_path() if self._workdir is not None else None
+
     def start(self, timeout: float = 20.0) -> None:
         """Start the server and wait until it answers its health check.
 
@@ -162,7 +168,9 @@ class LiveKitServer:
         It dies with the thread that starts it (PR_SET_PDEATHSIG): that thread must live as
         long as the server should.
         """
-        self._workdir = tempfile.TemporaryDirectory(prefix="rico_lab_lk_")
+        _remove_orphaned_workdirs()
+        self._workdir = tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX)
+        (Path(self._workdir.name) / "owner").write_text(str(os.getpid()))
         config = Path(self._workdir.name) / "livekit.yaml"
         config.write_text(yaml.safe_dump(self._config()))
         config.chmod(0o600)
@@ -183,10 +191,11 @@ class LiveKitServer:
 
     def log_tail(self, lines: int = 8) -> str:
         """The server's last log lines (warnings and errors: it logs at "warn"), or ""."""
-        if self._workdir is None:
+        path = self.log_path
+        if path is None:
             return ""
         try:
-            text = self._log_path().read_text(errors="replace")
+            text = path.read_text(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
@@ -311,6 +320,24 @@ class LiveKitServer:
 
 
 _live: set[LiveKitServer] = set()
+
+
+def _remove_orphaned_workdirs() -> None:
+    """Remove the folders of servers whose process died without cleaning up.
+
+    A kernel that is killed or restarted takes its server with it (PR_SET_PDEATHSIG) but
+    never runs the cleanup, and each folder keeps a config with that server's API secret.
+    A folder names its owner's pid; one whose owner is gone is removed. A folder without
+    the file (just being made) is left alone.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            owner = int((folder / "owner").read_text())
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # no owner file yet, or another user's process that is alive
 
 
 @atexit.register

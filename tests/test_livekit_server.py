@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -80,19 +81,31 @@ def test_missing_binary_says_how_to_install(tmp_path, monkeypatch):
         LiveKitServer().start()
 
 
-def test_server_dies_with_a_killed_kernel():
+def test_server_and_its_secret_go_with_a_killed_kernel():
     code = (
         "from rico_lab.livekit_server import LiveKitServer\n"
-        "s = LiveKitServer(); s.start(); print(s.pid, s.port, flush=True)\n"
+        "s = LiveKitServer(); s.start(); print(s.pid, s.port, s.log_path.parent, flush=True)\n"
         "import time; time.sleep(60)\n"
     )
     kernel = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        pid, port = map(int, kernel.stdout.readline().split())
-        assert process_exists(pid)
+        pid, port, folder = kernel.stdout.readline().split()
+        assert process_exists(int(pid)) and (Path(folder) / "livekit.yaml").is_file()
         kernel.send_signal(signal.SIGKILL)
         kernel.wait()
-        assert wait_gone(pid, port), "livekit-server or its port outlived the killed kernel"
+        assert wait_gone(int(pid), int(port)), "livekit-server or its port outlived the kernel"
+        assert Path(folder).is_dir()  # a killed kernel cleans up nothing itself
+        # the next server to start removes it, and leaves a live server's folder alone
+        live, next_one = LiveKitServer(), LiveKitServer()
+        live.start()
+        next_one.start()
+        try:
+            assert not Path(folder).exists(), "the dead kernel's config and secret were left"
+            assert live.log_path is not None and live.log_path.parent.is_dir()
+        finally:
+            live.stop()
+            next_one.stop()
+        assert live.log_path is None
     finally:
         kernel.kill()
         kernel.stdout.close()
