@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -65,6 +66,11 @@ def _livekit_env(command: str) -> tuple[str, str, str]:
 def _worker(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT, then drain: running conversations may finish."""
     url, key, secret = _livekit_env("worker")
+    threshold = args.load_threshold
+    if not (threshold > 0 and (threshold <= 1 or math.isinf(threshold))):
+        raise LabError(
+            f"rico-lab worker: --load-threshold must be in (0, 1] or inf, not {threshold}"
+        )
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
     service = Service(
         url=url,
@@ -147,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
         "--load-threshold",
         type=float,
         default=0.7,
-        help="CPU load (0-1) above which no new rooms come (default: %(default)s)",
+        help="CPU load (0-1) above which no new rooms come; inf: never full (default: %(default)s)",
     )
     worker.add_argument(
         "--http-port", type=int, default=8081, help="health check port (default: %(default)s)"

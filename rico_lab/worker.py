@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -503,7 +504,8 @@ class Worker:
     (``lab.agent_name``), no load reported, health port on loopback. A standalone worker
     (``rico-lab worker``) may take every room (``agent_name=""``), report its real load
     against ``load_threshold``, and serve its health check on ``http_port`` for an
-    orchestrator.
+    orchestrator. An infinite ``load_threshold`` means never full, so it reports no load
+    either: LiveKit itself sends nothing to a worker reporting its target load (0.7).
     """
 
     def __init__(
@@ -520,7 +522,7 @@ class Worker:
     ) -> None:
         self.url = url
         load: dict[str, Any] = {"load_threshold": float("inf"), "load_fnc": _no_load}
-        if load_threshold is not None:
+        if load_threshold is not None and not math.isinf(load_threshold):
             load = {"load_threshold": load_threshold}
         self._server = AgentServer(
             job_executor_type=JobExecutorType.THREAD,

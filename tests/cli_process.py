@@ -75,5 +75,9 @@ def worker(livekit: LiveKitServer, runs: Path, *options: str) -> Iterator[Comman
     )  # fmt: skip
     try:
         yield command
+    except BaseException:
+        # shown with the failure: what the worker said is most of what went wrong
+        print("rico-lab worker's output ends:", *command.lines[-40:], sep="\n")
+        raise
     finally:
         command.stop()

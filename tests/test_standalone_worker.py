@@ -7,7 +7,10 @@ the real livekit-server, and a ``livekit.rtc`` participant talks to it.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -147,3 +150,21 @@ def test_a_missing_setting_or_broken_default_role_is_named(livekit, monkeypatch,
         monkeypatch.setenv(name, value)
     assert main(["worker", "--role", "nobody", "--http-port", "0"]) == 2
     assert "unknown role 'nobody'" in capsys.readouterr().err
+
+
+def test_a_worker_never_full_gets_its_rooms_on_a_busy_machine(livekit, tmp_path):
+    # LiveKit sends a room only to a worker reporting a load under its target (0.7): one
+    # that reported the machine's CPU use would get none here, whatever its own threshold
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.nice(19))
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        with worker(livekit, tmp_path / "runs"):  # --load-threshold inf
+            time.sleep(4)  # livekit-agents reports CPU use averaged over 2.5 s
+            with person(dispatched(livekit, "demo")) as p:
+                p.wait_for("the greeting", p.greeted, timeout=30)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
