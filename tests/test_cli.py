@@ -72,7 +72,7 @@ def test_token_mistakes_are_named(monkeypatch, capsys):
     assert main(["token", "--ttl-minutes", "0"]) == 2
     assert "--ttl-minutes must be positive" in capsys.readouterr().err
     for threshold in ("0", "1.5", "nan", "-inf"):
-        assert main(["worker", "--load-threshold", threshold]) == 2
+        assert main(["worker", f"--load-threshold={threshold}"]) == 2
         assert "--load-threshold must be in (0, 1] or inf" in capsys.readouterr().err
     assert main(["token"]) == 0  # a new room and user each time, the demo role
     assert capsys.readouterr().out.count(".") == 2  # a JWT
