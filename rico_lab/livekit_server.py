@@ -125,7 +125,9 @@ class LiveKitServer:
     @property
     def log_path(self) -> Path | None:
         """The server's log (warnings and errors) while it runs; removed with its config."""
-        return self._log_path() if self._workdir is not None else None
+        if self._workdir is None:
+            return None
+        return Path(self._workdir.name) / "livekit-server.log"
 
     def start(self, timeout: float = 20.0) -> None:
         """Start the server and wait until it answers its health check.
@@ -170,11 +172,13 @@ class LiveKitServer:
         """
         _remove_orphaned_workdirs()
         self._workdir = tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX)
-        (Path(self._workdir.name) / "owner").write_text(str(os.getpid()))
-        config = Path(self._workdir.name) / "livekit.yaml"
+        folder = Path(self._workdir.name)
+        (folder / "owner").write_text(str(os.getpid()))
+        config = folder / "livekit.yaml"
         config.write_text(yaml.safe_dump(self._config()))
         config.chmod(0o600)
-        with self._log_path().open("wb") as log:
+        assert self.log_path is not None
+        with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
                 [str(binary), "--config", str(config)],
                 stdin=subprocess.DEVNULL,
@@ -184,10 +188,6 @@ class LiveKitServer:
             )
         self._binary = binary
         _live.add(self)
-
-    def _log_path(self) -> Path:
-        assert self._workdir is not None
-        return Path(self._workdir.name) / "livekit-server.log"
 
     def log_tail(self, lines: int = 8) -> str:
         """The server's last log lines (warnings and errors: it logs at "warn"), or ""."""
