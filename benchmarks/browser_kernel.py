@@ -40,8 +40,8 @@ from browser_probe import Reply, first_sound, install, now_ms
 from jupyterlab_browser import chromium, fake_microphone, jupyterlab, open_notebook, playwright
 from playwright.sync_api import Locator, Page
 
+from rico_lab.local_model.speech import synthesize, write_wav
 from rico_lab.roles import default_roles_dir, load_role
-from rico_lab.speech import synthesize, write_wav
 
 ROLE = "demo"
 CALLS = 7

@@ -35,7 +35,7 @@ from playwright.sync_api import Page
 from voice_latency import BARE, ROLE, start_bare_worker
 
 import rico_lab
-from rico_lab.speech import synthesize, write_wav
+from rico_lab.local_model.speech import synthesize, write_wav
 from rico_lab.web_client import make_app
 
 RATE = 48000

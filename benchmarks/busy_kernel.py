@@ -23,19 +23,10 @@ import sys
 import time
 
 import numpy as np
-from livekit import rtc
 
 import rico_lab
-from rico_lab._shared_interpreter import SWITCH_INTERVAL_S
-from rico_lab.rehearsal import (
-    _BLOCK,
-    _FRAME_MS,
-    _RATE,
-    _SPEECH_RMS,
-    _block_rms,
-    _Participant,
-    _wait,
-)
+from rico_lab.evaluation.participant import BLOCK, RATE, SPEECH_RMS, Participant, wait_until
+from rico_lab.notebook.cells import SWITCH_INTERVAL_S
 
 DEFAULT_INTERVAL_S = 0.005  # Python's own
 #: The interval a lab gives notebook cells (outside IPython, as here, it sets none)
@@ -45,19 +36,6 @@ LINE = (
     "then runs across the field, over the hill and through the woods, past the river "
     "and the old mill, until it reaches the farm where the hens are sleeping in the barn."
 )
-
-
-class Listener(_Participant):
-    """A participant that keeps every frame's arrival and its 10 ms blocks' loudness."""
-
-    frames: list[tuple[float, np.ndarray]]
-
-    async def _listen(self, track: rtc.Track) -> None:
-        self.frames = []
-        stream = rtc.AudioStream(track, sample_rate=_RATE, num_channels=1, frame_size_ms=_FRAME_MS)
-        async for event in stream:
-            samples = np.frombuffer(event.frame.data, dtype=np.int16)
-            self.frames.append((time.monotonic(), _block_rms(samples)))
 
 
 def busy(seconds: float) -> int:
@@ -72,18 +50,18 @@ def busy(seconds: float) -> int:
     return rounds
 
 
-def reply(listener: Listener, since: float) -> tuple[float, float, float]:
+def reply(listener: Participant, since: float) -> tuple[float, float, float]:
     """(longest arrival gap, longest quiet stretch inside the reply, its length), seconds."""
-    frames = [(t, rms) for t, rms in listener.frames if t > since]
+    frames = [(h.at, h.rms) for h in listener.heard if h.at > since]
     arrivals = np.array([t for t, _ in frames])
-    loud = np.concatenate([rms for _, rms in frames]) > _SPEECH_RMS
+    loud = np.concatenate([rms for _, rms in frames]) > SPEECH_RMS
     voiced = np.flatnonzero(loud)
     inside = loud[voiced[0] : voiced[-1] + 1]
     quiet, longest = 0, 0
     for block in inside:
         quiet = 0 if block else quiet + 1
         longest = max(longest, quiet)
-    return float(np.diff(arrivals).max()), longest * _BLOCK / _RATE, inside.size * _BLOCK / _RATE
+    return float(np.diff(arrivals).max()), longest * BLOCK / RATE, inside.size * BLOCK / RATE
 
 
 def main() -> None:
@@ -96,15 +74,15 @@ def main() -> None:
     ]
     figures = {}
     with rico_lab.Lab() as lab:
-        listener = Listener(lab.join("demo"))
+        listener = Participant(lab.join("demo"))
         listener.join(30)
         for label, busy_s, interval in rows:
             sys.setswitchinterval(interval or GIL_SWITCH_INTERVAL_S)
-            _wait(lambda: listener.agent_state() == "listening", 60, "the agent to listen")
+            wait_until(lambda: listener.agent_state() == "listening", 60, "the agent to listen")
             since = listener.type(LINE)
-            _wait(lambda: listener.agent_state() == "speaking", 30, "the reply")
+            wait_until(lambda: listener.agent_state() == "speaking", 30, "the reply")
             work = busy(busy_s) if busy_s else 0
-            _wait(lambda: listener.agent_state() == "listening", 60, "the reply to end")
+            wait_until(lambda: listener.agent_state() == "listening", 60, "the reply to end")
             figures[label] = (*reply(listener, since), work)
         sys.setswitchinterval(DEFAULT_INTERVAL_S)
         listener.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rico_lab import _realtime_session
+from rico_lab.local_model import _session as _realtime_session
 
 MODEL_EVENTS: list[tuple[float, str]] = []
 

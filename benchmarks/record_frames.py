@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from rico_lab.record import Log, load_log
+from rico_lab.evaluation.record import Log, load_log
 
 T = TypeVar("T")
 

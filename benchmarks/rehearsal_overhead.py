@@ -26,7 +26,7 @@ import numpy as np
 from model_timing import time_local_model, times
 
 import rico_lab
-from rico_lab.rehearsal import Script
+from rico_lab.evaluation.rehearsal import Script
 
 
 def row(label: str, values: np.ndarray) -> None:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import rico_lab
-from rico_lab.rehearsal import _Participant, _wait
+from rico_lab.evaluation.participant import Participant, wait_until
 
 
 def rss_mb() -> float:
@@ -40,7 +40,7 @@ def main() -> None:
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
     print(f"{'minute':>6} {'RSS MB':>8} {'turns':>6} {'events':>7}")
     with rico_lab.Lab() as lab:
-        participant = _Participant(lab.join("demo"))
+        participant = Participant(lab.join("demo"))
         participant.join(30)
         start = time.monotonic()
         samples: list[tuple[float, float, int]] = []
@@ -52,10 +52,10 @@ def main() -> None:
                     f"{(now - start) / 60:6.1f} {samples[-1][1]:8.1f} {turns:6d} {len(lab.log):7d}"
                 )
                 next_report += 60
-            _wait(lambda: participant.agent_state() == "listening", 60, "the agent to listen")
+            wait_until(lambda: participant.agent_state() == "listening", 60, "the agent to listen")
             participant.type(f"Turn {turns + 1} of a long talk, and on it goes.")
             turns += 1
-            _wait(lambda: participant.agent_state() == "speaking", 60, "the reply")
+            wait_until(lambda: participant.agent_state() == "speaking", 60, "the reply")
         participant.close()
         end = (time.monotonic() - start, rss_mb(), turns)
     warm = samples[1] if len(samples) > 1 else samples[0]

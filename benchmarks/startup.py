@@ -39,7 +39,7 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     start = time.perf_counter()
     import rico_lab
-    from rico_lab.rehearsal import _Participant
+    from rico_lab.evaluation.participant import Participant
 
     figures: dict[str, list[float]] = {"import rico_lab": [time.perf_counter() - start]}
     figures["full gc after the import"] = [full_collection()]
@@ -49,7 +49,7 @@ def main() -> None:
         figures.setdefault("Lab()", []).append(time.perf_counter() - start)
         figures.setdefault("full gc with a lab open", []).append(full_collection())
         try:
-            participant = _Participant(lab.join("demo"))
+            participant = Participant(lab.join("demo"))
             start = time.monotonic()
             participant.join(30)
             deadline = start + 30

@@ -35,9 +35,16 @@ import numpy as np
 from model_timing import MODEL_EVENTS, time_local_model
 
 import rico_lab
-from rico_lab.lab import JoinInfo, join_token
-from rico_lab.rehearsal import _BLOCK, _RATE, _SPEECH_RMS, _block_rms, _Participant, _wait
-from rico_lab.speech import synthesize
+from rico_lab.evaluation.participant import (
+    BLOCK,
+    RATE,
+    SPEECH_RMS,
+    Participant,
+    block_rms,
+    wait_until,
+)
+from rico_lab.local_model.speech import synthesize
+from rico_lab.protocol import JoinInfo, join_token
 
 ROLE = "demo"
 BARE = "bare-livekit-agents"
@@ -61,8 +68,8 @@ def split(ended: float, onset: float, hangover: float) -> tuple[float, float, fl
 
 def trailing_quiet(speech: np.ndarray) -> float:
     """Seconds after the last loud 10 ms block of ``speech``: the voice ended before them."""
-    loud = np.flatnonzero(_block_rms(speech) > _SPEECH_RMS)
-    return (len(speech) - (loud[-1] + 1) * _BLOCK) / _RATE if loud.size else 0.0
+    loud = np.flatnonzero(block_rms(speech) > SPEECH_RMS)
+    return (len(speech) - (loud[-1] + 1) * BLOCK) / RATE if loud.size else 0.0
 
 
 def bare_join(lab: rico_lab.Lab) -> JoinInfo:
@@ -103,17 +110,17 @@ def start_bare_worker(lab: rico_lab.Lab) -> subprocess.Popen[str]:
 
 
 def one_turn(
-    participant: _Participant, speech: np.ndarray, hangover: float
+    participant: Participant, speech: np.ndarray, hangover: float
 ) -> tuple[float, float, float, float]:
     """Say ``speech`` once the agent listens, and time the reply.
 
     Returns seconds from the voiced end to the reply less the hangover, then that split into
     in, model and out (NaN if no reply was heard).
     """
-    _wait(lambda: participant.agent_state() == "listening", 30, "the agent to listen")
+    wait_until(lambda: participant.agent_state() == "listening", 30, "the agent to listen")
     ended = participant.say(speech) - trailing_quiet(speech)
     onset = participant.audio_onset_after(ended, timeout=30)
-    _wait(lambda: participant.agent_state() == "listening", 30, "the reply to end")
+    wait_until(lambda: participant.agent_state() == "listening", 30, "the reply to end")
     if onset is None:
         return (float("nan"),) * 4
     return (onset - ended - hangover, *split(ended, onset, hangover))
@@ -123,15 +130,15 @@ def main() -> None:
     """Alternate turns between the lab and the bare worker; print both and their ratio."""
     turns = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     time_local_model()
-    speeches = [synthesize(s, sample_rate=_RATE).astype(np.int16) for s in SENTENCES]
+    speeches = [synthesize(s, sample_rate=RATE).astype(np.int16) for s in SENTENCES]
     with rico_lab.Lab() as lab:
         detection = lab.role(ROLE).realtime_options().get("turn_detection")
         hangover = getattr(detection, "silence_duration_ms", None) or 500
         worker = start_bare_worker(lab)
         try:
             participants = {
-                "rico_lab (in-kernel worker)": _Participant(lab.join(ROLE)),
-                "bare livekit-agents worker": _Participant(bare_join(lab)),
+                "rico_lab (in-kernel worker)": Participant(lab.join(ROLE)),
+                "bare livekit-agents worker": Participant(bare_join(lab)),
             }
             for participant in participants.values():
                 participant.join(30)

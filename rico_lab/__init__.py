@@ -1,13 +1,14 @@
 """rico_lab: prototype and evaluate real-time voice agents in a Jupyter notebook."""
 
-from ._magic import load_ipython_extension
-from .compare import Comparison, compare
 from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerError
-from .lab import JoinInfo, Lab
-from .local_script import LocalScript
-from .realtime_server import LocalRealtimeServer
-from .record import Log, load_log
-from .rehearsal import Rehearsal, Script
+from .evaluation.compare import Comparison, compare
+from .evaluation.record import Log, load_log
+from .evaluation.rehearsal import Rehearsal, Script
+from .lab import Lab
+from .local_model.script import LocalScript
+from .local_model.server import LocalRealtimeServer
+from .notebook.magic import load_ipython_extension
+from .protocol import JoinInfo
 from .roles import Role, load_role, roles
 
 __all__ = [

@@ -26,13 +26,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .agent.service import Service
 from .errors import LabError
-from .lab import join_token
 from .livekit_server import LIVEKIT_ENV
+from .protocol import AGENT_NAME, join_token
 from .roles import default_roles_dir, load_role
-from .service import Service
 from .web_client import make_app
-from .worker import AGENT_NAME
 
 #: The long-running commands log to stderr, as a service manager collects it.
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"

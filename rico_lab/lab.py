@@ -9,85 +9,34 @@ import os
 import uuid
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from livekit import api
 
-from ._loop_thread import LoopThread
-from ._shared_interpreter import FreezesHeapFirst, shorten_during_cells
+from .agent.conversation import Conversation
+from .agent.host import Host, freeze_heap
 from .errors import LabError
+from .evaluation.recap import transcript, write_recap
+from .evaluation.record import Log
+from .evaluation.rehearsal import rehearse
 from .livekit_server import LiveKitServer, check_livekit, livekit_from_env
-from .local_script import LocalScript
-from .model import Models, start_models
-from .realtime_server import LocalRealtimeServer
-from .recap import transcript, write_recap
-from .record import Log
-from .rehearsal import rehearse
+from .local_model.script import LocalScript
+from .local_model.server import LocalRealtimeServer
+from .notebook import magic
+from .notebook.cells import shorten_during_cells
+from .protocol import AGENT_NAME, JoinInfo, join_token, role_metadata
 from .roles import Role, default_roles_dir, load_role
-from .worker import (
-    AGENT_NAME,
-    ROLE_ATTRIBUTE,
-    AgentSpec,
-    Conversation,
-    Worker,
-    role_metadata,
-    room_closer,
-)
 
 if TYPE_CHECKING:
-    from .voice_client import VoiceClient
+    from .notebook.voice_client import VoiceClient
 
 logger = logging.getLogger(__name__)
 
 ToolHandler = TypeVar("ToolHandler", bound=Callable[..., Any])
 
-TOKEN_TTL = timedelta(minutes=10)
 
-
-def join_token(
-    api_key: str,
-    api_secret: str,
-    *,
-    room: str,
-    identity: str,
-    role: str,
-    ttl: timedelta = TOKEN_TTL,
-    agent_name: str = AGENT_NAME,
-) -> str:
-    """A token that joins ``room`` only, and brings the agent ``agent_name`` with ``role``.
-
-    The dispatch rides in the token, so the agent comes when the user does and a room
-    nobody joins costs nothing. With ``agent_name=""`` (a worker that takes every new room
-    comes by itself) there is no dispatch, and the user's attribute ``rico_lab.role`` names
-    the role instead.
-    """
-    token = (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity)
-        .with_ttl(ttl)
-        .with_grants(api.VideoGrants(room_join=True, room=room))
-    )
-    if not agent_name:
-        return token.with_attributes({ROLE_ATTRIBUTE: role}).to_jwt()
-    dispatch = api.RoomAgentDispatch(agent_name=agent_name, metadata=role_metadata(role))
-    return token.with_room_config(api.RoomConfiguration(agents=[dispatch])).to_jwt()
-
-
-@dataclass(frozen=True)
-class JoinInfo:
-    """How a client joins one new conversation: LiveKit URL, a room-scoped token, the room."""
-
-    url: str
-    token: str = field(repr=False)
-    room: str
-    identity: str
-    role: str
-
-
-class Lab(FreezesHeapFirst):
+class Lab:
     """Everything a notebook needs to talk to an agent, running in the background.
 
     ``Lab()`` starts (or connects to) a LiveKit server, starts the model (rico_lab's local
@@ -110,6 +59,11 @@ class Lab(FreezesHeapFirst):
         LabError: a part could not start; the message says which and what to do.
     """
 
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Self:
+        """Freeze the heap first (:func:`~rico_lab.agent.host.freeze_heap`)."""
+        freeze_heap()  # before the lab exists (see freeze_heap)
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
@@ -121,25 +75,31 @@ class Lab(FreezesHeapFirst):
         smooth_busy_cells: bool = True,
     ) -> None:
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
-        self.errors: list[str] = []
         runs = Path(runs_dir) if runs_dir is not None else self.roles_dir.parent / "runs"
-        #: every event of every conversation, as DataFrames (``lab.log.turns``, ...) and as
-        #: one JSON-lines file per conversation in ``runs_dir``
-        self.log = Log(runs)
         self._tool_handlers: dict[str, list[Callable[..., Any]]] = {}
         self._roles: dict[str, Role] = {}
-        self._conversations: dict[str, Conversation] = {}
+        self.livekit_server: LiveKitServer | None = None
+        self._host = Host(
+            thread="rico_lab",
+            log=Log(runs),
+            load_role=self.role,
+            handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
+            server_log=lambda: self.livekit_server.log_tail() if self.livekit_server else "",
+        )
+        #: every event of every conversation, as DataFrames (``lab.log.turns``, ...) and as
+        #: one JSON-lines file per conversation in ``runs_dir``
+        self.log = self._host.log
+        #: every error the agent reported, in order
+        self.errors = self._host.errors
+        self._conversations: dict[str, Conversation] = self._host.conversations
         self.url = self.model = ""
         #: the name this lab's worker registers under, its own: on a LiveKit server that
         #: other labs (or workers) share, a conversation started here is answered here
         self.agent_name = f"{AGENT_NAME}-{uuid.uuid4().hex[:8]}"
-        self.livekit_server: LiveKitServer | None = None
         self.realtime_server: LocalRealtimeServer | None = None
-        self._worker: Worker | None = None
-        self._models: Models | None = None
         self._cut_rooms: dict[str, str] = {}  # rooms a server restart took the agent from
         self._registrations = 0
-        self._loop = LoopThread("rico_lab")
+        self._loop = self._host.loop
         self._closed = False
         try:
             self._start(port, script, timeout)
@@ -149,8 +109,7 @@ class Lab(FreezesHeapFirst):
         _open_labs.add(self)
         self.smooth_busy_cells = smooth_busy_cells
         shorten_during_cells(lambda: any(lab.smooth_busy_cells for lab in _open_labs))
-        global _current
-        _current = weakref.ref(self)
+        magic.edit_roles_of(self)
 
     def _start(self, port: int, script: LocalScript | None, timeout: float) -> None:
         if os.environ.get("LIVEKIT_URL"):
@@ -162,35 +121,25 @@ class Lab(FreezesHeapFirst):
             server = self.livekit_server
             self.url, self.api_key, self._api_secret = server.url, server.api_key, server.api_secret
             # a server that crashes (or is killed) comes back, on the lab's own thread
-            watch = server.keep_running(self._on_error, on_down=self._cut_off, on_up=self._resume)
+            watch = server.keep_running(
+                self._host.on_error, on_down=self._cut_off, on_up=self._resume
+            )
             self._loop.submit(watch)
-
-        self._models = start_models(self._loop, script, timeout)
-        self.model, self.realtime_server = self._models.label, self._models.local
-        spec = AgentSpec(
-            load_role=self.role,
-            make_model=self._models.make,
-            model_label=self.model,
-            on_error=self._on_error,
-            log=self.log,
-            conversations=self._conversations,
-            handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
-            delete_room=room_closer(self.url, self.api_key, self._api_secret, self._on_error),
-            server_log=self.livekit_server.log_tail if self.livekit_server else lambda: "",
-        )
-        self._worker = Worker(
+        self._host.start(
             url=self.url,
             api_key=self.api_key,
             api_secret=self._api_secret,
-            spec=spec,
             agent_name=self.agent_name,
+            script=script,
+            timeout=timeout,
         )
-        self._worker.start(self._loop, timeout)
+        self.model, self.realtime_server = self._host.models.label, self._host.models.local
 
     def _cut_off(self) -> None:
         """The LiveKit server died: each conversation hands over to the room's next agent."""
         self._cut_rooms = {room: c.role.name for room, c in self._conversations.items()}
-        self._registrations = self._worker.registrations if self._worker else 0
+        worker = self._host.worker
+        self._registrations = worker.registrations if worker is not None else 0
         for conversation in list(self._conversations.values()):
             conversation.hand_over("the LiveKit server died")
 
@@ -202,9 +151,11 @@ class Lab(FreezesHeapFirst):
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._worker is not None and self._worker.registrations == self._registrations:
+        while (worker := self._host.worker) is not None and (
+            worker.registrations == self._registrations
+        ):
             if loop.time() > deadline:
-                self._on_error("the agent worker did not register with the restarted server")
+                self._host.on_error("the agent worker did not register with the restarted server")
                 return
             await asyncio.sleep(0.2)
         async with api.LiveKitAPI(self.url, self.api_key, self._api_secret) as lk:
@@ -237,10 +188,6 @@ class Lab(FreezesHeapFirst):
             return handler
 
         return register
-
-    def _on_error(self, message: str) -> None:
-        logger.error("agent error: %s", message)
-        self.errors.append(message)
 
     def switch_role(self, room: str, role: str) -> None:
         """Continue the live conversation in ``room`` as ``role``, without reconnecting.
@@ -292,9 +239,10 @@ class Lab(FreezesHeapFirst):
         """A voice client for a new conversation with ``role``, to show in the cell output.
 
         Setting its ``role`` (``client.role = "other"``) switches the live conversation.
-        ``options`` are set on the widget (e.g. ``auto_connect=False``, ``agent_timeout_s``).
+        ``options`` are set on the widget: ``auto_connect=False``, ``agent_timeout_s``;
+        another name raises :class:`TypeError`.
         """
-        from .voice_client import VoiceClient  # anywidget loads the bundle only when needed
+        from .notebook.voice_client import VoiceClient  # anywidget loads only when needed
 
         client = VoiceClient(self.join(role), model_label=self.model, **options)
         client.switch_role = lambda name: self._switch_client(client, name)
@@ -308,7 +256,8 @@ class Lab(FreezesHeapFirst):
         info = self.join(role)
         client.url, client.token, client.room = info.url, info.token, info.room
 
-    #: ``lab.rehearse(roles, script, mode=...)``: see :func:`rico_lab.rehearsal.rehearse`
+    #: ``lab.rehearse(roles, script, mode=...)``: see
+    #: :func:`rico_lab.evaluation.rehearsal.rehearse`
     rehearse = rehearse
 
     def recap(self, session: str, *, timeout: float = 60.0) -> str:
@@ -322,17 +271,17 @@ class Lab(FreezesHeapFirst):
         Raises:
             LabError: no such conversation, or the model gave no recap.
         """
-        if self._closed or self._models is None:
+        if self._closed:
             raise LabError("this lab is closed: start a new one with rico_lab.Lab()")
-        events = [e for e in self.log._snapshot() if e["session"] == session]
+        events = self.log.records(session)
         if not events:
-            known = list(dict.fromkeys(e["session"] for e in self.log._snapshot()))
+            known = self.log.session_ids()
             raise LabError(f"recap: no conversation {session!r} in this lab's log (known: {known})")
         name = next((e["role"] for e in reversed(events) if e.get("role")), None)
         if name is None:
             raise LabError(f"recap: conversation {session!r} has no role in the log")
         role = self.role(name)
-        model = self._models.make(role, modalities=["text"], turn_detection=None)
+        model = self._host.models.make(role, modalities=["text"], turn_detection=None)
         recap = self._loop.submit(write_recap(model, role.recap, transcript(events)))
         try:
             text = recap.result(timeout)
@@ -354,14 +303,14 @@ class Lab(FreezesHeapFirst):
             return
         self._closed = True
         _open_labs.discard(self)
-        if self._worker is not None:
-            self._worker.stop(self._loop)
-        if self._models is not None:
-            self._models.close(self._loop)
-        self._loop.stop()
-        self.log.close()
+        self._host.close()
         if self.livekit_server is not None:
             self.livekit_server.stop()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run: a closed lab starts no conversations."""
+        return self._closed
 
     def __enter__(self) -> Lab:
         return self
@@ -375,13 +324,6 @@ class Lab(FreezesHeapFirst):
 
 
 _open_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
-_current: weakref.ref[Lab] | None = None
-
-
-def current_lab() -> Lab | None:
-    """The lab started last, if it is still open (what ``%%role`` edits)."""
-    lab = _current() if _current is not None else None
-    return lab if lab is not None and not lab._closed else None
 
 
 @atexit.register

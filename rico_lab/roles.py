@@ -27,22 +27,9 @@ import pandas as pd
 import yaml
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
+from ._jsonschema import jsonschema
 from .client_methods import CLIENT_METHODS
 from .errors import RoleError
-
-# jsonschema imports rfc3987_syntax (which Jupyter installs) for its "iri" format checks, and
-# that compiles an Earley grammar on import: 3.3 s, half of `import rico_lab`, for checks
-# roles never use (formats are not asserted here). It stays out while jsonschema loads; the
-# module itself can still be imported later, only jsonschema's FormatChecker lacks "iri".
-_IRI_PARSER = "rfc3987_syntax"
-if _IRI_PARSER in sys.modules:
-    import jsonschema
-else:
-    sys.modules[_IRI_PARSER] = None  # type: ignore[assignment]  # makes its import fail
-    try:
-        import jsonschema
-    finally:
-        del sys.modules[_IRI_PARSER]
 
 SCHEMA_PATH = Path(__file__).with_name("role.schema.json")
 DEFAULT_VOICE = "marin"

@@ -10,26 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from pathlib import Path
 
 from aiohttp import web
 
-from .errors import LabError
-from .lab import join_token
-from .worker import AGENT_NAME
+from .notebook.bundle import bundle
+from .protocol import AGENT_NAME, join_token
 
 logger = logging.getLogger(__name__)
-
-
-def bundle() -> Path:
-    """The voice client's ES module, built by ``make widgets`` into the package."""
-    path = Path(__file__).resolve().parent / "static" / "voice_client.js"
-    if not path.is_file():
-        raise LabError(
-            f"the voice client bundle {path} is missing: build it with `make widgets` "
-            "(npm ci and esbuild in widgets/)"
-        )
-    return path
 
 
 # The page: one client, its state from /join, and the part of anywidget's model interface

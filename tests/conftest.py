@@ -29,7 +29,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's LIVEKIT_*/OPENAI_* variables must never reach a test.
 
     Kept: the loop-monitor switch a worker sets for the whole process (see
-    ``rico_lab.worker.spare_the_loop_monitor``), which a module's lab set before this ran.
+    ``rico_lab.agent.worker.spare_the_loop_monitor``), which a module's lab set before this ran.
     """
     for key in list(os.environ):
         if key.startswith(("LIVEKIT_", "OPENAI_", "RICO_LAB_")) and key != LOOP_MONITOR_ENV:
@@ -62,7 +62,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
 
     pytest-timeout (signal method) needs the main thread to take the GIL; when every
     thread waits for a GIL nobody hands over (seen twice in CI: CPython gh-106883, see
-    ``rico_lab.worker.spare_the_loop_monitor``) it cannot fire, and the run would stall
+    ``rico_lab.agent.worker.spare_the_loop_monitor``) it cannot fire, and the run would stall
     until CI's limit.
     faulthandler's watchdog is a C thread that needs no GIL: it dumps all Python stacks
     and exits, so the run fails at once, its main thread's stack naming the test.

@@ -34,14 +34,14 @@ def main() -> int:
     from rtc_participant import VoiceParticipant
 
     import rico_lab
-    from rico_lab.speech import synthesize
+    from rico_lab.local_model.speech import synthesize
 
     with rico_lab.Lab() as lab:
         p = VoiceParticipant(lab.join("demo"))
         p.connect()
         try:
             p.wait_for("the greeting", p.greeted)
-            p.speak(synthesize("Are you there?"))
+            p.say(synthesize("Are you there?"), silence_after=1.5)
             p.wait_for("the reply", lambda: p.replied(1))
         finally:
             p.close()

@@ -18,7 +18,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,9 +38,10 @@ from jupyterlab_browser import (
 from livekit import api, rtc
 from playwright.sync_api import Locator, Page, expect
 
-from rico_lab._loop_thread import LoopThread
+from rico_lab.evaluation.participant import Participant
 from rico_lab.livekit_server import LiveKitServer
-from rico_lab.speech import write_wav
+from rico_lab.local_model.speech import write_wav
+from rico_lab.protocol import JoinInfo
 
 pytestmark = pytest.mark.browser
 
@@ -66,28 +67,15 @@ END = Seat("ending", "user-end")
 XSS = Seat("xss", "user-xss")
 
 
-class FakeAgent:
-    """A LiveKit participant on a loop of its own, so the test's thread stays free to drive
-    the page while a call waits for the user."""
+class FakeAgent(Participant):
+    """The one participant, playing the agent: the test's thread stays free to drive the
+    page while a call waits for the user."""
 
     def __init__(self, server: LiveKitServer, identity: str, room: str, kind: str = "agent"):
         self.server, self.room_name = server, room
-        self._thread = LoopThread(f"fake-{identity}")
-        self.room = rtc.Room(loop=self._thread.loop)
         token = mint(server, identity, room, kind)
-        self.run(self.room.connect(server.url, token))
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
-        return self._thread.run(coro, timeout)
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return self._thread.submit(coro)
-
-    async def rpc(self, to: str, method: str, arguments: Any, timeout: float = 10.0) -> str:
-        payload = json.dumps({"arguments": arguments})
-        return await self.room.local_participant.perform_rpc(
-            destination_identity=to, method=method, payload=payload, response_timeout=timeout
-        )
+        super().__init__(JoinInfo(server.url, token, room, identity, role=""))
+        self.connect(microphone=False)
 
     def call(self, to: str, method: str, arguments: Any) -> str:
         """Call ``method`` on the client ``to`` and return its answer (or raise RpcError)."""
@@ -123,11 +111,6 @@ class FakeAgent:
                 await lk.room.delete_room(api.DeleteRoomRequest(room=self.room_name))
 
         self.run(delete())
-
-    def close(self) -> None:
-        if self._thread.alive:
-            self.run(self.room.disconnect())
-        self._thread.stop()
 
 
 def mint(server: LiveKitServer, identity: str, room: str, kind: str | None = None) -> str:
@@ -198,7 +181,8 @@ new MutationObserver((records) => {
 
 def notebook_cells(server: LiveKitServer) -> list[str]:
     cells = [
-        "from rico_lab.lab import JoinInfo\nfrom rico_lab.voice_client import VoiceClient",
+        "from rico_lab.protocol import JoinInfo\n"
+        "from rico_lab.notebook.voice_client import VoiceClient",
     ]
     for name, seat in (("ui", UI), ("end", END), ("xss", XSS)):
         token = mint(server, seat.user, seat.room)

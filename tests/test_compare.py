@@ -3,7 +3,7 @@ import math
 import pytest
 
 import rico_lab
-from rico_lab.record import Log
+from rico_lab.evaluation.record import Log
 
 pytestmark = pytest.mark.unit
 

@@ -15,10 +15,10 @@ from rtc_participant import VoiceParticipant, run_aside
 
 import rico_lab
 from rico_lab._loop_thread import LoopThread
-from rico_lab.lab import JoinInfo
 from rico_lab.livekit_server import LiveKitServer, free_port
-from rico_lab.realtime_server import LocalRealtimeServer
-from rico_lab.speech import synthesize
+from rico_lab.local_model.server import LocalRealtimeServer
+from rico_lab.local_model.speech import synthesize
+from rico_lab.protocol import JoinInfo
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_agent_greets_then_answers_a_spoken_turn(lab, participant, user_speech):
     assert p.agent_attributes["rico_lab.role"] == "demo"
 
     committed_before = len(lab.realtime_server.committed)
-    sent_at = p.speak(user_speech)
+    sent_at = p.say(user_speech, silence_after=1.5)
     time.sleep(4)  # a cell blocking the kernel's main thread while the agent answers
     blocked_until = time.monotonic()
     spoken_meanwhile = p.speech_seconds(since=sent_at) - p.speech_seconds(since=blocked_until)
@@ -113,7 +113,7 @@ def test_a_dropped_model_connection_is_reported_and_the_next_turn_works(lab, par
     answered = lambda: any("you wrote: still there?" in x for x in p.agent_lines())  # noqa: E731
     p.wait_for("the next reply", answered)
     p.wait_for("the error to clear", lambda: not p.agent_attributes.get("rico_lab.error"))
-    events = [e for e in lab.log._snapshot() if e["session"] == p.info.room]
+    events = lab.log.records(p.info.room)
     assert [e["message"] for e in events if e["type"] == "error"] == [shown]
     said = [e["text"] for e in events if e["type"] == "turn" and e["speaker"] == "agent"]
     assert any("you wrote: still there?" in text for text in said)
@@ -269,7 +269,7 @@ def test_each_join_is_a_new_room_with_a_room_scoped_token(lab):
     a, b = lab.join("demo"), lab.join("demo", identity="ada")
     assert a.room != b.room and b.identity == "ada"
     assert a.url == lab.url and "token" not in repr(a)
-    claims = rico_lab.lab.api.TokenVerifier(lab.api_key, lab._api_secret).verify(a.token)
+    claims = rico_lab.protocol.api.TokenVerifier(lab.api_key, lab._api_secret).verify(a.token)
     assert claims.video.room == a.room and claims.video.room_join
     assert not claims.video.room_create and not claims.video.room_admin
     assert claims.room_config.agents[0].agent_name == lab.agent_name
@@ -496,7 +496,7 @@ def test_a_second_agent_sent_into_a_live_conversation_leaves(lab, participant):
     assert [line for line in p.agent_lines() if line.startswith("Local model here.")] == [
         p.agent_lines()[0]
     ]
-    started = [e for e in lab.log._snapshot() if e["session"] == p.info.room]
+    started = lab.log.records(p.info.room)
     assert [e["type"] for e in started].count("session_started") == 1
     p.type("still one of you?")
     p.wait_for("the reply", lambda: "Turn 1: you wrote: still one of you?" in p.agent_lines())

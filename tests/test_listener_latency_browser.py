@@ -23,7 +23,7 @@ from jupyterlab_browser import (
 )
 from playwright.sync_api import Page, expect
 
-from rico_lab.speech import synthesize, write_wav
+from rico_lab.local_model.speech import synthesize, write_wav
 
 pytestmark = pytest.mark.browser
 

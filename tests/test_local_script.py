@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rico_lab.local_script import (
+from rico_lab.local_model.script import (
     AudioTurn,
     Call,
     Drop,

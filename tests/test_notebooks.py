@@ -8,11 +8,11 @@ import nbformat
 import pytest
 from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
-from rtc_participant import SPEECH_RMS, VoiceParticipant
+from rtc_participant import VoiceParticipant
 from test_livekit_server import wait_gone
 
-from rico_lab.lab import JoinInfo
-from rico_lab.speech import synthesize
+from rico_lab.local_model.speech import synthesize
+from rico_lab.protocol import JoinInfo
 
 pytestmark = pytest.mark.integration
 
@@ -91,17 +91,17 @@ def test_agent_talks_while_a_cell_blocks_the_kernel(kernel, tmp_path):
         "print('cell done')"
     )
     msg_id = client.execute(blocking_cell)
-    p = VoiceParticipant(JoinInfo(**fields))
+    p = VoiceParticipant(JoinInfo(**fields), frame_ms=10)
     p.connect()
     try:
         p.wait_for("the greeting", p.greeted)
-        sent = p.speak(synthesize("Tell me something about the notebook."))
+        sent = p.say(synthesize("Tell me something about the notebook."), silence_after=1.5)
         p.wait_for("the reply", lambda: p.replied(1))
         p.wait_for("reply audio", lambda: p.speech_seconds(since=sent) > 1.0)
     finally:
         p.close()
     # the audio of each utterance flowed frame after frame (long gaps only between them)
-    speech = [h for h in p.heard if h.rms > SPEECH_RMS]
+    speech = [h for h in p.heard if h.speech_s > 0]
     gaps = sorted(b.at - a.at for a, b in itertools.pairwise(speech))
     assert gaps[len(gaps) * 9 // 10] < 0.1
     # the cell was still blocking the kernel all along: its reply comes only now
@@ -141,7 +141,7 @@ def test_the_agent_speaks_on_while_a_cell_computes(kernel):
     fields = json.loads(
         run(client, f"import json\nprint(json.dumps({{k: getattr(client, k) for k in {keys}}}))")
     )
-    p = VoiceParticipant(JoinInfo(**fields))
+    p = VoiceParticipant(JoinInfo(**fields), frame_ms=10)
     p.connect()
     try:
         p.wait_for("the greeting", p.greeted)
@@ -157,11 +157,11 @@ def test_the_agent_speaks_on_while_a_cell_computes(kernel):
         until = time.monotonic()
     finally:
         p.close()
-    loud = [h for h in p.heard if sent < h.at < until and h.rms > SPEECH_RMS]
+    loud = [h for h in p.heard if sent < h.at < until and h.speech_s > 0]
     # the line's longest pauses are the local model's "Turn 1: you wrote:" (about 0.35 s);
     # a stall behind the cell lasted seconds
     assert max(b.at - a.at for a, b in itertools.pairwise(loud)) < 0.6
-    assert sum(h.seconds for h in loud) > 4.0  # seconds of speech while the cell computed
+    assert sum(h.speech_s for h in loud) > 4.0  # seconds of speech while the cell computed
     assert _has_reply(client, msg_id, timeout=30)
     # while a cell runs (and only then): a cell after lab.close() runs at Python's default
     interval_us = "print(round(sys.getswitchinterval() * 1e6))"
@@ -200,7 +200,7 @@ def test_an_interrupt_stops_the_cell_not_the_lab_and_close_or_restart_leave_noth
     assert reply["content"]["ename"] == "KeyboardInterrupt"
     printed = run(
         client,
-        "from rico_lab.rehearsal import Script\n"
+        "from rico_lab.evaluation.rehearsal import Script\n"
         "r = lab.rehearse(['demo'], Script.from_dict({'turns': [{'say': 'still here?'}]}), "
         "progress=False)\n"
         "print(r.results.reply[0])",

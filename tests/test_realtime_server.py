@@ -24,10 +24,10 @@ from livekit.agents import (
 )
 from livekit.plugins import openai
 
-from rico_lab._vad import speech_duration
-from rico_lab.local_script import LocalScript
-from rico_lab.realtime_server import LocalRealtimeServer
-from rico_lab.speech import synthesize
+from rico_lab.local_model._vad import speech_duration
+from rico_lab.local_model.script import LocalScript
+from rico_lab.local_model.server import LocalRealtimeServer
+from rico_lab.local_model.speech import synthesize
 
 pytestmark = pytest.mark.unit
 

@@ -8,10 +8,10 @@ import pytest
 
 import rico_lab
 from rico_lab.errors import LabError
-from rico_lab.local_script import RECAP_REQUEST, recap_reply
-from rico_lab.recap import transcript
-from rico_lab.record import load_log
-from rico_lab.rehearsal import Script
+from rico_lab.evaluation.recap import transcript
+from rico_lab.evaluation.record import load_log
+from rico_lab.evaluation.rehearsal import Script
+from rico_lab.local_model.script import RECAP_REQUEST, recap_reply
 
 
 @pytest.mark.unit

@@ -9,8 +9,8 @@ from rtc_participant import VoiceParticipant
 from test_notebooks import kernel, run  # noqa: F401 (kernel is a fixture)
 
 import rico_lab
-from rico_lab.lab import JoinInfo
-from rico_lab.record import Log, load_log
+from rico_lab.evaluation.record import Log, load_log
+from rico_lab.protocol import JoinInfo
 
 UTC_TIME = "datetime64[ns, UTC]"
 

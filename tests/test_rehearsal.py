@@ -4,7 +4,7 @@ import pytest
 
 import rico_lab
 from rico_lab.errors import LabError
-from rico_lab.rehearsal import Script
+from rico_lab.evaluation.rehearsal import Script
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROLES = ["demo", "food_order", "listener"]

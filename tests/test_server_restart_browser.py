@@ -77,7 +77,7 @@ def test_a_killed_server_comes_back_and_the_conversation_goes_on(lab_page):
         "after the restart",
         "Turn 2: you wrote: after the restart",
     ], said
-    events = [e for e in lab.log._snapshot() if e["session"] == room]
+    events = lab.log.records(room)
     starts = [e for e in events if e["type"] == "session_started"]
     assert [e["resumed"] for e in starts] == [False, True]
     ends = [e["reason"] for e in events if e["type"] == "session_ended"]

@@ -25,8 +25,10 @@ import numpy as np
 import pytest
 
 import rico_lab
-from rico_lab import speech
-from rico_lab.rehearsal import _Participant, _Record, _wait
+from rico_lab.evaluation.participant import Participant
+from rico_lab.evaluation.participant import wait_until as _wait
+from rico_lab.evaluation.record import Follow
+from rico_lab.local_model import speech
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +111,7 @@ def frozen_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def take_turn(participant: _Participant, record: _Record) -> None:
+def take_turn(participant: Participant, record: Follow) -> None:
     """Type a turn once the agent listens, and wait until its reply is in the record."""
     _wait(lambda: participant.agent_state() == "listening", 30, "the agent to listen")
     before = len(record.replies)
@@ -124,10 +126,10 @@ def test_memory_stays_bounded_while_the_agent_talks_on(tmp_path: Path) -> None:
     replies said back to back, and checked on each measure against its bound.
     """
     with rico_lab.Lab(runs_dir=tmp_path) as lab:
-        participant = _Participant(lab.join("demo"))
+        participant = Participant(lab.join("demo"))
         try:
             participant.join(30)
-            record = _Record(lab.log, participant.info.room)
+            record = lab.log.follow(participant.info.room)
             _wait(lambda: record.update().replies, 30, "the greeting")
             for _ in range(WARM_UP):
                 take_turn(participant, record)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rico_lab import speech
-from rico_lab._vad import speech_duration
+from rico_lab.local_model import speech
+from rico_lab.local_model._vad import speech_duration
 
 pytestmark = pytest.mark.unit
 

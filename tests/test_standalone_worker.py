@@ -23,8 +23,8 @@ from livekit import api
 from rtc_participant import VoiceParticipant, run_aside
 
 from rico_lab.cli import main
-from rico_lab.lab import JoinInfo, join_token
 from rico_lab.livekit_server import LiveKitServer
+from rico_lab.protocol import JoinInfo, join_token
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 from rtc_participant import in_room
 
 from rico_lab.livekit_server import LiveKitServer
-from rico_lab.speech import synthesize, write_wav
+from rico_lab.local_model.speech import synthesize, write_wav
 
 pytestmark = pytest.mark.browser
 
@@ -249,7 +249,8 @@ def code_cells(page: Page) -> list[str | None]:
 
 ERROR_CELLS = [
     "import rico_lab\nfrom livekit import api\n"
-    "from rico_lab.lab import JoinInfo\nfrom rico_lab.voice_client import VoiceClient\n"
+    "from rico_lab.protocol import JoinInfo\n"
+    "from rico_lab.notebook.voice_client import VoiceClient\n"
     "lab = rico_lab.Lab()",
     'lab.talk("demo")',
     'nowhere = JoinInfo("ws://127.0.0.1:9", "token", "r", "nobody", "demo")\n'

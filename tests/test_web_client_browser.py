@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from rico_lab.cli import main
 from rico_lab.livekit_server import free_port
-from rico_lab.speech import synthesize, write_wav
+from rico_lab.local_model.speech import synthesize, write_wav
 
 pytestmark = pytest.mark.browser
 

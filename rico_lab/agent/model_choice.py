@@ -17,17 +17,17 @@ from typing import Any
 from livekit.agents.llm import RealtimeModel
 from livekit.plugins import openai
 
-from ._loop_thread import LoopThread
-from .errors import ModelError
-from .local_script import LocalScript
-from .realtime_server import LocalRealtimeServer
-from .roles import Role
+from .._loop_thread import LoopThread
+from ..errors import ModelError
+from ..local_model.script import LocalScript
+from ..local_model.server import LocalRealtimeServer
+from ..roles import Role
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass
-class Models:
+class ModelChoice:
     """How conversations get their model.
 
     Attributes:
@@ -47,7 +47,7 @@ class Models:
             loop.run(self.local.aclose(), 10)
 
 
-def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -> Models:
+def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -> ModelChoice:
     """OpenAI (its key checked now, not mid-conversation) or a local realtime server on ``loop``.
 
     Raises:
@@ -60,7 +60,7 @@ def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -
         def make_openai(role: Role, **overrides: Any) -> RealtimeModel:
             return openai.realtime.RealtimeModel(**(role.realtime_options() | overrides))
 
-        return Models("openai", make_openai)
+        return ModelChoice("openai", make_openai)
 
     local_key = "rico-local-" + secrets.token_urlsafe(16)
     server = LocalRealtimeServer(api_key=local_key, script=script)
@@ -72,7 +72,7 @@ def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -
             base_url=url, api_key=local_key, **(role.realtime_options() | overrides)
         )
 
-    return Models("local", make_local, server)
+    return ModelChoice("local", make_local, server)
 
 
 def check_openai_key(base_url: str, key: str) -> None:

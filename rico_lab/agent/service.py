@@ -2,7 +2,7 @@
 
 What was tuned in a notebook runs unchanged here: the same roles, tools, model choice and
 JSON-lines record (``runs/``). What a service needs beyond a lab: the role is picked per
-room (see :func:`rico_lab.worker.role_name`), the worker may take every room, reports its
+room (see :func:`rico_lab.agent.worker.role_name`), the worker may take every room, reports its
 real load, serves a health check, and drains on shutdown instead of cutting people off.
 """
 
@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, Self
 
-from ._loop_thread import LoopThread
-from ._shared_interpreter import FreezesHeapFirst
-from .errors import RoleError
-from .livekit_server import check_livekit
-from .local_script import LocalScript
-from .model import Models, start_models
-from .record import Log
-from .roles import Role, load_role
-from .worker import AGENT_NAME, AgentSpec, Conversation, Worker, room_closer
+from ..errors import RoleError
+from ..evaluation.record import Log
+from ..livekit_server import check_livekit
+from ..local_model.script import LocalScript
+from ..protocol import AGENT_NAME
+from ..roles import Role, load_role
+from .conversation import Conversation
+from .host import Host, freeze_heap
 
 logger = logging.getLogger(__name__)
 
 
-class Service(FreezesHeapFirst):
+class Service:
     """A registered agent worker on the LiveKit server at ``url``, until :meth:`close`.
 
     Args:
@@ -44,6 +44,11 @@ class Service(FreezesHeapFirst):
             the model key is rejected, or the worker does not register.
     """
 
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Self:
+        """Freeze the heap first (:func:`~rico_lab.agent.host.freeze_heap`)."""
+        freeze_heap()  # before the service exists (see freeze_heap)
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
@@ -60,38 +65,25 @@ class Service(FreezesHeapFirst):
         timeout: float = 30.0,
     ) -> None:
         self.url, self.roles_dir, self.default_role = url, roles_dir, role
-        self.log = Log(runs_dir)
-        self.errors: list[str] = []
-        self.conversations: dict[str, Conversation] = {}
-        self._loop = LoopThread("rico_lab.service")
-        self._models: Models | None = None
-        self._worker: Worker | None = None
+        self._host = Host(thread="rico_lab.service", log=Log(runs_dir), load_role=self._load_role)
+        self.log = self._host.log
+        self.errors = self._host.errors
+        self.conversations: dict[str, Conversation] = self._host.conversations
         try:
             if role is not None:
                 load_role(role, roles_dir)  # a broken default fails now, not in a room
-            self._loop.run(check_livekit(url, api_key, api_secret), timeout)
-            self._models = start_models(self._loop, script, timeout)
-            spec = AgentSpec(
-                load_role=self._load_role,
-                make_model=self._models.make,
-                model_label=self._models.label,
-                on_error=self._on_error,
-                log=self.log,
-                conversations=self.conversations,
-                handlers=lambda tool: [],
-                delete_room=room_closer(url, api_key, api_secret, self._on_error),
-            )
-            self._worker = Worker(
+            self._host.loop.run(check_livekit(url, api_key, api_secret), timeout)
+            self._host.start(
                 url=url,
                 api_key=api_key,
                 api_secret=api_secret,
-                spec=spec,
                 agent_name=agent_name,
+                script=script,
+                timeout=timeout,
                 load_threshold=load_threshold,
                 http_host="",
                 http_port=http_port,
             )
-            self._worker.start(self._loop, timeout)
         except BaseException:
             self.close()
             raise
@@ -99,7 +91,7 @@ class Service(FreezesHeapFirst):
     @property
     def model(self) -> str:
         """Who answers: ``"openai"`` or ``"local"``."""
-        return self._models.label if self._models is not None else ""
+        return self._host.models.label if self._host.worker is not None else ""
 
     def _load_role(self, name: str) -> Role:
         if not name and self.default_role is None:
@@ -109,24 +101,9 @@ class Service(FreezesHeapFirst):
             )
         return load_role(name or str(self.default_role), self.roles_dir)
 
-    def _on_error(self, message: str) -> None:
-        logger.error("agent error: %s", message)
-        self.errors.append(message)
-
     def close(self, drain_timeout: float = 0.0) -> bool:
         """Stop: take no new rooms, give running conversations ``drain_timeout`` s to end.
 
         Then close whatever is left. Returns whether every conversation ended by itself.
         """
-        drained = not self.conversations
-        if self._worker is not None:
-            if drain_timeout > 0:
-                drained = self._worker.drain(self._loop, drain_timeout)
-            self._worker.stop(self._loop)
-            self._worker = None
-        if self._models is not None:
-            self._models.close(self._loop)
-            self._models = None
-        self._loop.stop()
-        self.log.close()
-        return drained
+        return self._host.close(drain_timeout)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from livekit import rtc
 from livekit.agents import RunContext, llm
 
-from .roles import Tool
+from ..roles import Tool
 
 logger = logging.getLogger(__name__)
 

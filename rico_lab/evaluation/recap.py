@@ -16,7 +16,7 @@ from typing import Any
 
 from livekit.agents.llm import ChatContext, RealtimeModel
 
-from .local_script import RECAP_REQUEST
+from ..local_model.script import RECAP_REQUEST
 
 #: Long tool arguments and results are cut to this many characters in the transcript.
 _TOOL_CHARS = 200

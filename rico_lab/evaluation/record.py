@@ -58,11 +58,16 @@ class Log:
     thread-safe: every conversation's job thread writes to the same log.
     """
 
-    def __init__(self, folder: Path | None = None, events: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        events: Iterable[dict[str, Any]] = (),
+        files: dict[str, Path] | None = None,
+    ) -> None:
         self.folder = folder
         self._events: list[dict[str, Any]] = list(events)
         self._files: dict[str, IO[str]] = {}
-        self._paths: dict[str, Path] = {}
+        self._paths: dict[str, Path] = dict(files or {})
         self._ended: set[str] = set()
         self._lock = threading.Lock()
 
@@ -102,19 +107,35 @@ class Log:
                 file.close()
             self._files.clear()
 
-    def _snapshot(self) -> list[dict[str, Any]]:
+    def records(self, session: str | None = None) -> list[dict[str, Any]]:
+        """The events as the runs files hold them (of ``session`` only, if given), in order."""
         with self._lock:
-            return list(self._events)
+            events = list(self._events)
+        return events if session is None else [e for e in events if e["session"] == session]
 
-    def _since(self, start: int) -> list[dict[str, Any]]:
-        """The events from index ``start`` on (a log only grows)."""
+    def since(self, start: int) -> list[dict[str, Any]]:
+        """The events from index ``start`` on: a log only grows, so a poller reads each once."""
         with self._lock:
             return self._events[start:]
+
+    def follow(self, session: str) -> Follow:
+        """Read ``session``'s replies and tool calls as they are written (see :class:`Follow`)."""
+        return Follow(self, session)
+
+    def session_ids(self) -> list[str]:
+        """Every conversation in the log, in the order each began."""
+        return list(dict.fromkeys(e["session"] for e in self.records()))
+
+    def of(self, sessions: Iterable[str]) -> Log:
+        """A read-only log of these conversations alone (a rehearsal's, say)."""
+        wanted = set(sessions)
+        events = [e for e in self.records() if e["session"] in wanted]
+        return Log(events=events, files={s: p for s, p in self._paths.items() if s in wanted})
 
     @property
     def events(self) -> pd.DataFrame:
         """Every event: ``t``, ``session``, ``type``, and the rest of it as ``data``."""
-        events = self._snapshot()
+        events = self.records()
         frame = pd.DataFrame(
             {
                 "t": _times([e["t"] for e in events]),
@@ -134,7 +155,7 @@ class Log:
         rows = []
         numbers: dict[str, int] = {}
         heard: dict[str, float] = {}  # the client's latency, waiting for its agent turn
-        for e in self._snapshot():
+        for e in self.records():
             if e["type"] == "client_latency":
                 heard.setdefault(e["session"], e["latency_s"])
             if e["type"] != "turn":
@@ -196,7 +217,7 @@ class Log:
                 "role": e.get("role", ""),
                 "role_version": e.get("role_version", ""),
             }
-            for e in self._snapshot()
+            for e in self.records()
             if e["type"] == "tool_call"
         ]
         frame = pd.DataFrame(rows, columns=_TOOL_COLUMNS)
@@ -213,7 +234,7 @@ class Log:
         """The notes the agent saved with the client's ``save_note``."""
         rows = [
             {k: e.get(k) for k in ("session", "t", "title", "text", "role", "role_version")}
-            for e in self._snapshot()
+            for e in self.records()
             if e["type"] == "note"
         ]
         frame = pd.DataFrame(
@@ -225,7 +246,7 @@ class Log:
     def sessions(self) -> pd.DataFrame:
         """One row per conversation, the one in progress included (``ended`` is NaT)."""
         sessions: dict[str, dict[str, Any]] = {}
-        for e in self._snapshot():
+        for e in self.records():
             if e["session"] not in sessions:
                 sessions[e["session"]] = (
                     dict.fromkeys(_SESSION_COLUMNS)
@@ -275,6 +296,32 @@ class Log:
         return f"<rico_lab.Log {len(self)} events{where}>"
 
 
+class Follow:
+    """One conversation's agent lines and tool calls in a log, read as they come.
+
+    A rehearsal polls every 50 ms per role; reading only the events added since the last
+    poll keeps that cheap however long the lab's log has grown.
+    """
+
+    def __init__(self, log: Log, session: str) -> None:
+        self._log, self._session, self._read = log, session, 0
+        self.replies: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+
+    def update(self) -> Follow:
+        """Take in the events logged since the last update; returns itself."""
+        events = self._log.since(self._read)
+        self._read += len(events)
+        for e in events:
+            if e["session"] != self._session:
+                continue
+            if e["type"] == "turn" and e.get("speaker") == "agent":
+                self.replies.append(e.get("text", ""))
+            elif e["type"] == "tool_call":
+                self.calls.append(e)
+        return self
+
+
 def load_log(path: str | Path) -> Log:
     """The log of one runs file, or of every ``*.jsonl`` file in a runs folder.
 
@@ -286,7 +333,7 @@ def load_log(path: str | Path) -> Log:
     if not files:
         raise FileNotFoundError(f"no runs (*.jsonl) in {path}")
     events: list[dict[str, Any]] = []
-    log = Log()
+    found: dict[str, Path] = {}
     for file in files:
         with file.open(encoding="utf-8") as lines:
             for line in lines:
@@ -295,10 +342,9 @@ def load_log(path: str | Path) -> Log:
                 except json.JSONDecodeError:
                     continue  # the event in flight when the writer died
                 events.append(event)
-                log._paths.setdefault(event["session"], file)
+                found.setdefault(event["session"], file)
     events.sort(key=lambda e: e["t"])
-    log._events = events
-    return log
+    return Log(events=events, files=found)
 
 
 def _times(seconds: list[float] | pd.Series) -> pd.Series:

@@ -8,39 +8,44 @@ script's expectations. The frames it returns are the lab's own, for those conver
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import jsonschema
-import numpy as np
 import pandas as pd
 import yaml
-from livekit import rtc
 from tqdm.auto import tqdm
 
-from ._loop_thread import LoopThread
-from .errors import LabError
+from .._jsonschema import jsonschema
+from ..errors import LabError
+from ..protocol import JoinInfo
+from ..roles import Role
+from .participant import Participant, wait_until
 from .record import Log
-from .speech import synthesize
 
-if TYPE_CHECKING:
-    from .lab import JoinInfo, Lab
 
-_RATE = 24000
-#: Audio moves in 50 ms frames, not WebRTC's 10 ms: every frame event of every stream in the
-#: process wakes every stream's loop (livekit's FFI queue), so fewer, larger frames keep the
-#: rehearsal's own participants from slowing the agents they measure.
-_FRAME_MS = 50
-_FRAME = _RATE * _FRAME_MS // 1000
-#: Loudness is judged per 10 ms inside a frame, so an onset is placed to 10 ms.
-_BLOCK = _RATE // 100
-#: Agent audio louder than this (int16 RMS) counts as speech, not comfort noise.
-_SPEECH_RMS = 300.0
+class Stage(Protocol):
+    """What a rehearsal needs of a lab: its roles, new conversations, and its record."""
+
+    log: Log
+
+    def role(self, name: str) -> Role:
+        """The lab's role ``name``; raises :class:`RoleError` for an unknown or broken one."""
+
+    def join(self, role: str = "demo", identity: str | None = None) -> JoinInfo:
+        """A new conversation with ``role``."""
+
+
+def _wait(ready: Callable[[], object], timeout: float, what: str) -> None:
+    try:
+        wait_until(ready, timeout, what)
+    except LabError as exc:
+        raise LabError(f"rehearsal: {exc}") from None
+
 
 _SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -160,7 +165,7 @@ class Rehearsal:
 
 
 def rehearse(
-    lab: Lab,
+    lab: Stage,
     roles: list[str],
     script: Script | str | Path,
     *,
@@ -188,10 +193,10 @@ def rehearse(
     bar = tqdm(
         total=len(roles) * len(script.turns), desc=f"rehearse {script.name}", disable=not progress
     )
-    connecting = threading.Lock()  # one participant joins at a time (see _Participant.join)
+    connecting = threading.Lock()  # one participant joins at a time (see Participant.join)
 
     def one(role: str) -> list[dict[str, Any]]:
-        participant = _Participant(lab.join(role, identity=f"rehearsal-{role}"))
+        participant = Participant(lab.join(role, identity=f"rehearsal-{role}"))
         try:
             with connecting:
                 participant.join(reply_timeout_s)
@@ -205,13 +210,13 @@ def rehearse(
     finally:
         bar.close()
     sessions = {row["session"] for row in rows}
-    log = Log(events=[e for e in lab.log._snapshot() if e["session"] in sessions])
+    log = lab.log.of(sessions)
     return Rehearsal(results=_results_frame(rows), log=log)
 
 
 def _run(
-    lab: Lab,
-    participant: _Participant,
+    lab: Stage,
+    participant: Participant,
     role: str,
     script: Script,
     mode: str,
@@ -219,7 +224,7 @@ def _run(
     bar: tqdm,
 ) -> list[dict[str, Any]]:
     session = participant.info.room
-    record = _Record(lab.log, session)
+    record = lab.log.follow(session)
     _wait(lambda: record.update().replies, timeout, f"{role}: the greeting")
     rows = []
     for number, turn in enumerate(script.turns, start=1):
@@ -281,151 +286,5 @@ def _results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-class _Record:
-    """One conversation's agent lines and tool calls in the lab's log, read as they come.
-
-    The rehearsal polls every 50 ms per role; reading only the events added since the last
-    poll keeps that cheap however long the lab's log has grown.
-    """
-
-    def __init__(self, log: Log, session: str) -> None:
-        self._log, self._session, self._read = log, session, 0
-        self.replies: list[str] = []
-        self.calls: list[dict[str, Any]] = []
-
-    def update(self) -> _Record:
-        """Take in the events logged since the last update; returns itself."""
-        events = self._log._since(self._read)
-        self._read += len(events)
-        for e in events:
-            if e["session"] != self._session:
-                continue
-            if e["type"] == "turn" and e.get("speaker") == "agent":
-                self.replies.append(e.get("text", ""))
-            elif e["type"] == "tool_call":
-                self.calls.append(e)
-        return self
-
-
 def _contains(arguments: dict[str, Any], expected: dict[str, Any]) -> bool:
     return all(arguments.get(key) == value for key, value in expected.items())
-
-
-def _block_rms(samples: np.ndarray) -> np.ndarray:
-    """RMS of each whole 10 ms block of int16 ``samples``: where speech is, to 10 ms."""
-    whole = samples[: samples.size - samples.size % _BLOCK].astype(np.float64)
-    return np.sqrt((whole.reshape(-1, _BLOCK) ** 2).mean(axis=1))
-
-
-def _wait(ready: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise LabError(f"rehearsal: timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-class _Participant:
-    """A LiveKit participant that types and speaks like a user, on a loop of its own."""
-
-    def __init__(self, info: JoinInfo) -> None:
-        self.info = info
-        self._thread = LoopThread(f"rehearsal-{info.room}")
-        self._loud: list[float] = []
-        self._agent: rtc.RemoteParticipant | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.room = self._thread.run(self._new_room(), 10)
-
-    async def _new_room(self) -> rtc.Room:
-        return rtc.Room(loop=self._thread.loop)
-
-    def join(self, timeout: float) -> None:
-        """Connect, and wait until the agent is in the room too.
-
-        The caller serializes joins: rtc rooms (this one, the agent's) connecting at the same
-        moment in one process can stall livekit's FFI.
-        """
-        self._thread.run(self._connect(), timeout)
-        _wait(lambda: self.agent_state() != "", timeout, f"{self.info.role}: the agent to join")
-
-    async def _connect(self) -> None:
-        @self.room.on("track_subscribed")
-        def _on_track(track: rtc.Track, _pub: object, participant: rtc.RemoteParticipant) -> None:
-            if track.kind == rtc.TrackKind.KIND_AUDIO:
-                self._agent = participant
-                task = asyncio.ensure_future(self._listen(track))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-        await self.room.connect(self.info.url, self.info.token)
-        self._source = rtc.AudioSource(_RATE, 1)
-        track = rtc.LocalAudioTrack.create_audio_track("mic", self._source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        await self.room.local_participant.publish_track(track, options)
-
-    async def _listen(self, track: rtc.Track) -> None:
-        # Every loud block's arrival, not only onsets: the reply to a turn is the first loud
-        # block after the turn ended, whatever came (or stopped coming) before it.
-        stream = rtc.AudioStream(track, sample_rate=_RATE, num_channels=1, frame_size_ms=_FRAME_MS)
-        async for event in stream:
-            arrived = time.monotonic()
-            samples = np.frombuffer(event.frame.data, dtype=np.int16)
-            loud = np.flatnonzero(_block_rms(samples) > _SPEECH_RMS)
-            if loud.size:
-                self._loud.append(arrived - (samples.size - loud[0] * _BLOCK) / _RATE)
-
-    def agent_state(self) -> str:
-        """The agent's ``lk.agent.state`` (``listening``, ``thinking``, ``speaking``...)."""
-        agents = [
-            p for p in self.room.remote_participants.values()
-            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-        ]  # fmt: skip
-        return agents[0].attributes.get("lk.agent.state", "") if agents else ""
-
-    def type(self, text: str) -> float:
-        """Send ``text`` as the voice client's text box does; returns when it was sent."""
-        self._thread.run(self.room.local_participant.send_text(text, topic="lk.chat"), 10)
-        return time.monotonic()
-
-    def speak(self, text: str) -> float:
-        """Say ``text`` (espeak-ng) in real time; see :meth:`say`."""
-        return self.say(synthesize(text, sample_rate=_RATE).astype(np.int16))
-
-    def say(self, speech: np.ndarray) -> float:
-        """Play ``speech`` (int16 at 24 kHz) in real time; returns when it has all gone out.
-
-        A second of silence follows, for the model's turn detection.
-        """
-        timeout = 30 + len(speech) / _RATE
-        self._thread.run(self._play(speech), timeout)
-        ended = time.monotonic()  # _play waited for the source's queue to drain
-        self._thread.run(self._play(np.zeros(_RATE, np.int16)), timeout)
-        return ended
-
-    async def _play(self, pcm: np.ndarray) -> None:
-        pcm = np.pad(pcm, (0, -len(pcm) % _FRAME))
-        for start in range(0, len(pcm), _FRAME):
-            chunk = pcm[start : start + _FRAME]
-            await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), _RATE, 1, _FRAME))
-        await self._source.wait_for_playout()  # capture_frame returns while a second is queued
-
-    def audio_onset_after(self, since: float, timeout: float = 5.0) -> float | None:
-        """When agent speech first reached this participant after ``since``.
-
-        The log records a reply once the agent has played it out; its audio reaches this
-        participant a jitter buffer later, longer on a busy machine, so this waits a little.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            onset = next((t for t in self._loud if t > since), None)
-            if onset is not None or time.monotonic() > deadline:
-                return onset
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        """Leave the room and stop the loop."""
-        if self._thread.alive:
-            try:
-                self._thread.run(self.room.disconnect(), 10)
-            finally:
-                self._thread.stop()

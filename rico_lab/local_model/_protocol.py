@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from rico_lab import speech
-from rico_lab._vad import INPUT_RATE
+from . import speech
+from ._vad import INPUT_RATE
 
 PCM = {"type": "audio/pcm", "rate": INPUT_RATE}
 """The only audio format offered, in and out."""
@@ -168,7 +168,7 @@ class InputBuffer:
 
 
 @dataclass
-class Conversation:
+class ConversationItems:
     """One session's conversation: its items in order and how much audio each one holds.
 
     Attributes:

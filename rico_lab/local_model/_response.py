@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rico_lab import speech
-from rico_lab._realtime_protocol import PCM, Conversation, new_id
-from rico_lab._vad import INPUT_RATE
-from rico_lab.local_script import Call, Drop, Fail, Speak
+from . import speech
+from ._protocol import PCM, ConversationItems, new_id
+from ._vad import INPUT_RATE
+from .script import Call, Drop, Fail, Speak
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Response:
             "metadata": self.metadata,
         }
 
-    def usage(self, conversation: Conversation) -> dict[str, Any]:
+    def usage(self, conversation: ConversationItems) -> dict[str, Any]:
         """Token counts shaped like OpenAI's: about 4 characters a token, audio by duration."""
         own = {item["id"] for item in self.output}
         text_in = _tokens(self.instructions) + sum(
@@ -129,7 +129,7 @@ class ResponseStream:
     """Streams a response's output into the conversation, between created and done."""
 
     def __init__(
-        self, response: Response, conversation: Conversation, emit: Emit, session_id: str
+        self, response: Response, conversation: ConversationItems, emit: Emit, session_id: str
     ) -> None:
         self._response = response
         self._conversation = conversation

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from rico_lab._realtime_protocol import (
+from ._protocol import (
     EAGERNESS_SILENCE_MS,
     ClientError,
-    Conversation,
+    ConversationItems,
     InputBuffer,
     check_item,
     default_config,
@@ -31,9 +31,9 @@ from rico_lab._realtime_protocol import (
     new_id,
     normalize_turn_detection,
 )
-from rico_lab._realtime_response import ConnectionDropped, Response, ResponseStream
-from rico_lab._vad import INPUT_RATE, SpeechDetector, VadEvent, speech_duration
-from rico_lab.local_script import (
+from ._response import ConnectionDropped, Response, ResponseStream
+from ._vad import INPUT_RATE, SpeechDetector, VadEvent, speech_duration
+from .script import (
     AudioTurn,
     Call,
     Drop,
@@ -78,7 +78,7 @@ class Session:
         self._script = script
         self._on_commit_turn = on_commit
         self._on_update = on_update
-        self._conversation = Conversation()
+        self._conversation = ConversationItems()
         self._config = default_config(self.id, model)
         self._seen_user_items: set[str] = set()
         self._turns = 0

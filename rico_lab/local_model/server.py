@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from rico_lab._realtime_session import Session
-from rico_lab.local_script import LocalScript
+from ._session import Session
+from .script import LocalScript
 
 logger = logging.getLogger(__name__)
 

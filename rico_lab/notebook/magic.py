@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from typing import Any, Protocol
 
-from .errors import LabError
-from .lab import current_lab
+from ..errors import LabError
+from ..roles import Role
+
+
+class RoleSource(Protocol):
+    """What ``%%role`` edits: a lab's live roles."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the lab has been closed."""
+
+    def role(self, name: str) -> Role:
+        """The lab's live copy of role ``name``."""
+
+
+_current: weakref.ref[RoleSource] | None = None
+
+
+def edit_roles_of(lab: RoleSource) -> None:
+    """Make ``lab`` the one ``%%role`` edits: the lab started last (held weakly)."""
+    global _current
+    _current = weakref.ref(lab)
+
+
+def current_lab() -> RoleSource | None:
+    """The lab started last, if it is still open (what ``%%role`` edits)."""
+    lab = _current() if _current is not None else None
+    return lab if lab is not None and not lab.closed else None
 
 
 def role_magic(line: str, cell: str) -> str:

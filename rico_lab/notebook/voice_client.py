@@ -13,8 +13,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .lab import JoinInfo
-from .web_client import bundle
+from ..protocol import JoinInfo
+from .bundle import bundle
 
 BUNDLE = bundle()  # fails early, saying how to build it
 

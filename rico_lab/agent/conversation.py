@@ -1,0 +1,387 @@
+"""One live conversation, seen from the agent's side: its room, session, role and record."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from livekit import rtc
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    CloseEvent,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    JobContext,
+    RunContext,
+    llm,
+)
+from livekit.agents.llm import ChatContext, ChatMessage
+from livekit.agents.metrics.usage import LLMModelUsage
+from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
+
+from ..evaluation.record import Log
+from ..protocol import (
+    ERROR_ATTRIBUTE,
+    LATENCY_TOPIC,
+    MODEL_ATTRIBUTE,
+    ROLE_ATTRIBUTE,
+    ROLE_VERSION_ATTRIBUTE,
+    TOOL_ERROR_ATTRIBUTE,
+)
+from ..roles import Role
+from .model_choice import ModelChoice
+from .tools import function_tools
+
+logger = logging.getLogger(__name__)
+
+#: After end_session, how long the goodbye may take before the room closes regardless.
+_GOODBYE_TIMEOUT_S = 60.0
+
+
+class ConversationHost(Protocol):
+    """What a conversation needs from whoever runs the worker (a lab or a service).
+
+    :class:`rico_lab.agent.host.Host` is the one implementation.
+    """
+
+    #: where every conversation writes its events
+    log: Log
+    #: the model each agent gets (OpenAI or the local one)
+    models: ModelChoice
+    #: the live conversations by room (each adds and removes itself)
+    conversations: dict[str, Conversation]
+    #: what a conversation cut off by its LiveKit server leaves its room's next agent: the
+    #: conversation so far, by room
+    handover: dict[str, ChatContext]
+
+    def on_error(self, message: str) -> None:
+        """Report trouble to whoever runs the worker."""
+
+    def handlers(self, tool: str) -> list[Callable[..., Any]]:
+        """The notebook's handlers for ``tool`` at the moment it is called."""
+
+    async def delete_room(self, room: str) -> None:
+        """Close ``room`` for everyone in it."""
+
+    def load_role(self, name: str) -> Role:
+        """The role a room names ("" for the default); raises :class:`RoleError`."""
+
+    def server_log(self) -> str:
+        """The last lines of the LiveKit server's own log, when this process runs it.
+
+        A refused join reaches the SDK as a bare HTTP status, and only the server says why.
+        """
+
+
+def greeting_instructions(role: Role) -> str:
+    """The one-off instruction for the agent's first turn.
+
+    The ``Say: "..."`` form is what the local realtime model speaks verbatim; OpenAI's model
+    reads it as the obvious request.
+    """
+    return f'Greet the user now. Say: "{role.greeting}"'
+
+
+def describe_error(error: object) -> str:
+    """One readable line for a session error: the provider's words, then its code.
+
+    livekit wraps a model's error twice (RealtimeModelError → APIError → the provider's
+    error body); a user wants the innermost message, not the reprs around it.
+    """
+    inner = getattr(error, "error", error)
+    body = getattr(inner, "body", None)
+    if isinstance(body, dict):
+        detail, code = body.get("message"), body.get("code")
+    else:
+        detail, code = getattr(body, "message", None), getattr(body, "code", None)
+    text = str(getattr(inner, "message", None) or inner)
+    if detail:
+        text += f": {detail}"
+    if code:
+        text += f" ({code})"
+    return text
+
+
+class Conversation:
+    """One live conversation, seen from the agent's side: its room, session and role.
+
+    It lives on its job's event loop; :meth:`switch` and role edits arrive from the
+    notebook's thread and are handed over to that loop.
+    """
+
+    def __init__(self, ctx: JobContext, host: ConversationHost, role: Role) -> None:
+        self.room = ctx.room.name
+        self.role = role
+        self._ctx = ctx
+        self._host = host
+        self._loop = asyncio.get_running_loop()
+        self._pending: set[asyncio.Future[None]] = set()
+        self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
+        # "applied": the version the model has now; "turn": the one the current reply was
+        # asked under (an agent line is recorded when it ends, maybe after another edit)
+        self._applied = self._turn = role.version
+        self._options = role.realtime_options()  # the model settings the agent runs with
+        self._tool_errors = 0
+        self._showing_tool_error = False
+        self._error_at: float | None = None  # when the model error on show happened
+        # each Agent brings its own model (see _agent); the session has none of its own
+        self.session: AgentSession[None] = AgentSession()
+        self.session.on("error", self._on_error)
+        self.session.on("session_usage_updated", self._on_usage)
+        ctx.room.on("data_received", self._on_data)
+        self.session.on("close", self._on_close)
+        self._ended = False
+        self.session.on("conversation_item_added", self._on_item)
+
+    async def start(self) -> None:
+        """Join the room, greet, and advertise role and model to the client.
+
+        An agent that takes over a conversation its LiveKit server cut off goes on with it
+        instead of greeting.
+        """
+        history = self._host.handover.pop(self.room, None)
+        agent = self._agent(self.role, history=history)
+        await self.session.start(agent=agent, room=self._ctx.room)
+        self._write(
+            "session_started",
+            **self._where(),
+            model=self._host.models.label,
+            user=self.client(),
+            resumed=history is not None,
+        )
+        await self._advertise()
+        if history is None:
+            self.session.generate_reply(instructions=greeting_instructions(self.role))
+
+    def hand_over(self, reason: str) -> None:
+        """Leave the conversation so far to the room's next agent; end this job (thread-safe).
+
+        For when the LiveKit server is gone: a fresh agent that joins the restarted one
+        sees the room as it is, which an agent reconnecting from before may not.
+        """
+
+        def leave() -> None:
+            self._host.handover[self.room] = self._history()
+            self._end(reason)  # the record says why, not how the session then closed
+            self._ctx.shutdown(reason)
+
+        self._loop.call_soon_threadsafe(leave)
+
+    def switch(self, role: Role) -> None:
+        """Continue this conversation as ``role`` (thread-safe)."""
+        self._from_any_thread(self._switch)(role)
+
+    async def close(self, reason: object = "") -> None:
+        """The conversation ended: stop following role edits, leave the lab's list."""
+        self._unsubscribe()
+        if self._host.conversations.get(self.room) is self:
+            del self._host.conversations[self.room]
+        self._end(str(reason or "job ended"))
+
+    def _on_close(self, event: CloseEvent) -> None:
+        """The session closed (the user left, or the model failed for good): end the job.
+
+        At once: otherwise the agent sits in the room until LiveKit closes it, and a
+        draining worker waits for that.
+        """
+        self._end(event.reason.value)
+        self._ctx.shutdown(event.reason.value)
+
+    def _end(self, reason: str) -> None:
+        """Record the end once: when the session closes (the user left), or else the job."""
+        if not self._ended:
+            self._ended = True
+            self._write("session_ended", reason=reason)
+
+    def _from_any_thread(
+        self, action: Callable[[Role], Coroutine[Any, Any, None]]
+    ) -> Callable[[Role], None]:
+        return lambda role: self._loop.call_soon_threadsafe(self._keep, action(role))
+
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _apply(self, role: Role) -> None:
+        if role.realtime_options() == self._options:
+            agent = self.session.current_agent
+            await agent.update_instructions(role.render())
+            await agent.update_tools(self._tools(role))
+        else:
+            # a realtime session keeps the voice it first spoke with (and its model): a new
+            # voice or model needs a new session, which takes the conversation so far along
+            self.session.update_agent(self._agent(role, history=self._history()))
+        self._applied = role.version
+        self._write("role_applied", **self._where(), how="edit")
+        await self._advertise()
+
+    async def _switch(self, role: Role) -> None:
+        self._unsubscribe()
+        self.role, self._applied = role, role.version
+        self._unsubscribe = role.on_change(self._from_any_thread(self._apply))
+        self.session.update_agent(self._agent(role, history=self._history()))
+        self._write("role_applied", **self._where(), how="switch")
+        await self._advertise()
+
+    def _agent(self, role: Role, *, history: ChatContext | None = None) -> Agent:
+        """An agent for ``role``, with a model made to the role's settings.
+
+        It goes on from ``history``; a new Agent otherwise starts from nothing.
+        """
+        self._options = role.realtime_options()
+        return Agent(
+            instructions=role.render(),
+            tools=self._tools(role),
+            llm=self._host.models.make(role),
+            chat_ctx=history,
+        )
+
+    def _history(self) -> ChatContext:
+        """The conversation so far, without the current agent's instructions."""
+        before = self.session.current_agent.chat_ctx
+        return before.copy(exclude_instructions=True, exclude_handoff=True)
+
+    def _tools(self, role: Role) -> list[llm.Tool]:
+        return function_tools(role.tools, self)
+
+    # the ToolHost side of a conversation (see tools.py)
+
+    @property
+    def rtc_room(self) -> rtc.Room:
+        """The LiveKit room, as the agent sees it."""
+        return self._ctx.room
+
+    def client(self) -> str | None:
+        """The client the tools' UI calls go to: the participant the session listens to."""
+        linked = self.session.room_io.linked_participant
+        return linked.identity if linked is not None else None
+
+    def handlers(self, tool: str) -> list[Callable[..., Any]]:
+        """The lab's handlers for ``tool`` (``@lab.on_tool``), as they are now."""
+        return self._host.handlers(tool)
+
+    def tool_done(self, call: dict[str, Any]) -> None:
+        """Record the call; a failure is also logged and shown in the client until a success."""
+        self._write("tool_call", **self._where(), **call)
+        error = call.get("error")
+        if error:
+            self._host.on_error(f"room {self.room}: tool {call['tool']}: {error}")
+            self._tool_errors += 1
+            failure = {"tool": call["tool"], "message": error[:400], "n": self._tool_errors}
+            shown = json.dumps(failure)
+        elif self._showing_tool_error:
+            shown = ""
+        else:
+            return
+        self._showing_tool_error = bool(error)
+        self._keep(self._ctx.room.local_participant.set_attributes({TOOL_ERROR_ATTRIBUTE: shown}))
+
+    def note(self, arguments: dict[str, Any]) -> None:
+        """Keep a note the client saved in the lab's ``notes``."""
+        note = {"title": arguments.get("title", ""), "text": arguments.get("text", "")}
+        self._write("note", **self._where(), **note)
+
+    def end_after_reply(self, context: RunContext) -> None:
+        """Delete the room once the reply to this tool call (the goodbye) has been said.
+
+        A realtime model that answers a tool result on its own starts a new speech for the
+        reply; one that does not (OpenAI's) continues the calling speech. Either way the
+        goodbye is over when both have played out.
+        """
+        calling = context.speech_handle
+        later: list[SpeechHandle] = []
+
+        def on_created(event: SpeechCreatedEvent) -> None:
+            if event.speech_handle is not calling:
+                later.append(event.speech_handle)
+
+        self.session.on("speech_created", on_created)
+
+        async def end() -> None:
+            try:
+                await asyncio.wait_for(calling.wait_for_playout(), _GOODBYE_TIMEOUT_S)
+                for speech in later:
+                    await asyncio.wait_for(speech.wait_for_playout(), _GOODBYE_TIMEOUT_S)
+            except TimeoutError:
+                logger.warning("room %s: the goodbye did not end; closing anyway", self.room)
+            finally:
+                self.session.off("speech_created", on_created)
+            await self._host.delete_room(self.room)
+
+        self._keep(end())
+
+    def _where(self) -> dict[str, str]:
+        return {"role": self.role.name, "role_version": self._applied}
+
+    def _write(self, kind: str, **fields: Any) -> None:
+        self._host.log.write(self.room, kind, **fields)
+
+    async def _advertise(self) -> None:
+        await self._ctx.room.local_participant.set_attributes(
+            {
+                ROLE_ATTRIBUTE: self.role.name,
+                ROLE_VERSION_ATTRIBUTE: self._applied,
+                MODEL_ATTRIBUTE: self._host.models.label,
+            }
+        )
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        message = describe_error(event.error)
+        self._host.on_error(f"room {self.room}: {message}")
+        # the voice client shows this attribute, so the user sees why the agent is silent
+        self._set_error(message[:500])
+        self._error_at = event.created_at
+        self._write("error", message=message)
+
+    def _set_error(self, message: str) -> None:
+        self._keep(self._ctx.room.local_participant.set_attributes({ERROR_ATTRIBUTE: message}))
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        """The client's own measure of each reply's latency, sent over WebRTC."""
+        if packet.topic != LATENCY_TOPIC or packet.participant is None:
+            return
+        try:
+            measured = json.loads(packet.data)
+            latency, after = float(measured["latency_s"]), str(measured.get("after", ""))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("room %s: unreadable latency report %r", self.room, packet.data[:200])
+            return
+        self._write("client_latency", latency_s=latency, after=after)
+
+    def _on_usage(self, event: SessionUsageUpdatedEvent) -> None:
+        for usage in event.usage.model_usage:
+            if isinstance(usage, LLMModelUsage):
+                self._write(
+                    "usage",
+                    model=usage.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                )
+
+    def _on_item(self, event: ConversationItemAddedEvent) -> None:
+        item = event.item
+        if not (isinstance(item, ChatMessage) and item.role in ("user", "assistant")):
+            return
+        if item.role == "user":
+            self._turn = self._applied
+        elif self._error_at is not None and item.created_at > self._error_at:
+            # a reply begun after the error came through: the client stops showing it
+            self._error_at = None
+            self._set_error("")
+        metrics = dict(item.metrics)
+        self._write(
+            "turn",
+            role=self.role.name,
+            role_version=self._turn,
+            speaker="agent" if item.role == "assistant" else "user",
+            text=item.text_content or "",
+            interrupted=item.interrupted,
+            started=metrics.get("started_speaking_at") or item.created_at,
+            ended=metrics.get("stopped_speaking_at") or item.created_at,
+            metrics=metrics,
+        )

@@ -1,0 +1,1 @@
+"""Evaluation: the record, a user-like participant, rehearsals, comparisons and recaps."""

@@ -1,0 +1,1 @@
+"""The notebook side: the voice client widget, the ``%%role`` magic, cell timing, the bundle."""
