@@ -70,10 +70,11 @@ _EDITABLE = ("description", "model", "instructions", "data", "greeting", "recap"
 class Role:
     """One agent role, validated; ``version`` is a short hash of everything that defines it.
 
-    Assigning a field (``role.instructions = "..."``) validates the edited role as a whole,
-    exactly as a file is validated: an invalid edit raises :class:`RoleError` and leaves the
-    role as it was; a valid one gets a new ``version`` and is pushed to every live
-    conversation using this role, which picks it up on its next turn.
+    Edit it with :meth:`update` (``role.update(instructions=..., greeting=...)``) or by
+    assigning one field (``role.instructions = "..."``, an update of that field). The
+    listeners :meth:`on_change` adds belong to this object alone: a copy
+    (``dataclasses.replace``, ``copy.copy``, ``copy.deepcopy``) starts with none, so editing
+    it never reaches the original's live conversations.
     """
 
     name: str
@@ -87,14 +88,48 @@ class Role:
     tools: tuple[Tool, ...] = ()
     path: Path | None = None
     version: str = ""
-    _listeners: list[Callable[[Role], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        # not a field: replace() would pass the original's list to the copy; set last, so
+        # __setattr__ knows construction is over
+        self._listeners: list[Callable[[Role], None]] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields without the listeners: what copy, deepcopy and pickle carry."""
+        return {k: v for k, v in self.__dict__.items() if k != "_listeners"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._listeners = []
 
     def __setattr__(self, key: str, value: Any) -> None:
-        if key not in _EDITABLE or "_listeners" not in self.__dict__:
+        if key in _EDITABLE and "_listeners" in self.__dict__:
+            self.update(**{key: value})
+        else:
             object.__setattr__(self, key, value)  # construction, or a field edits don't touch
-            return
+
+    def update(self, **changes: Any) -> None:
+        """Edit several fields at once, e.g. ``role.update(instructions=..., greeting=...)``.
+
+        The edited role is validated as a whole, exactly as a file is validated, so fields
+        that only make sense together can change together; a valid edit gets a new
+        ``version`` and is pushed once to every live conversation using this role, which
+        picks it up on its next turn.
+
+        Raises:
+            RoleError: a field that cannot be edited (the message lists those that can), or
+                an edit that makes the role invalid (the message names the field); either
+                way the role is left as it was.
+        """
+        for key in changes:
+            if key not in _EDITABLE:
+                raise RoleError(
+                    f"role {self.name!r}: cannot edit field {key!r}; "
+                    f"editable fields: {', '.join(_EDITABLE)}"
+                )
         raw = self.to_dict()
-        raw[key] = [_tool_dict(t) for t in value] if key == "tools" else value
+        for key, value in changes.items():
+            raw[key] = [_tool_dict(t) for t in value] if key == "tools" else value
         fields = _build(raw, _Source(self.path or Path(f"{self.name}.yaml")))
         for name, new in fields.items():
             object.__setattr__(self, name, new)

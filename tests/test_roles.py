@@ -1,3 +1,5 @@
+import copy
+import dataclasses
 import os
 import textwrap
 import time
@@ -225,3 +227,41 @@ def test_role_modules_are_their_own_and_reload_when_edited(tmp_path):
     source.write_text("def f():\n    return 'edited'\n")
     os.utime(source, (time.time() + 5, time.time() + 5))  # a new mtime even on coarse clocks
     assert load_role("a", tmp_path).tools[0].function() == "edited"
+
+
+def test_a_replaced_or_copied_role_does_not_edit_the_original(tmp_path):
+    """A copy is a new role: its edits must not reach the original's live conversations."""
+    write(tmp_path, "r", "instructions: Original.\n")
+    role = load_role("r", tmp_path)
+    seen = []
+    role.on_change(lambda r: seen.append(r.instructions))
+    for duplicate in (dataclasses.replace(role), copy.copy(role), copy.deepcopy(role)):
+        duplicate.instructions = "Copy."
+        assert duplicate.instructions == "Copy."
+    assert seen == [] and role.instructions == "Original."
+
+
+def test_an_update_of_two_fields_is_one_edit(tmp_path):
+    write(tmp_path, "r", "instructions: Sell {{ item }}\ndata: {item: soup}\n")
+    role = load_role("r", tmp_path)
+    seen = []
+    role.on_change(lambda r: seen.append((r.render(), r.greeting, r.version)))
+    with pytest.raises(RoleError, match="'drink' is undefined"):
+        role.instructions = "Sell {{ drink }}"  # alone it needs data the role lacks
+    role.update(instructions="Sell {{ drink }}", data={"drink": "tea"}, greeting="Tea?")
+    assert seen == [("Sell tea", "Tea?", role.version)]
+
+
+def test_a_bad_update_names_the_field_and_leaves_every_field_as_it_was(tmp_path):
+    write(tmp_path, "r", "instructions: Sell {{ item }}\ndata: {item: soup}\ngreeting: Hi.\n")
+    role = load_role("r", tmp_path)
+    before = (role.to_dict(), role.version)
+    seen = []
+    role.on_change(seen.append)
+    with pytest.raises(RoleError, match=r"\(edited in Python\): field 'model.voice'"):
+        role.update(instructions="Sell {{ item }} now", greeting="Hello.", model={"voice": 7})
+    with pytest.raises(RoleError, match=r"field 'voice'; editable fields: description, model"):
+        role.update(greeting="Hello.", voice="cedar")
+    with pytest.raises(RoleError, match=r"cannot edit field 'version'"):
+        role.update(version="abcdef12")
+    assert (role.to_dict(), role.version) == before and seen == []
