@@ -1,12 +1,14 @@
-"""Shared test set-up: every test module declares its category; no developer env leaks in."""
+"""Shared test set-up: each test has a category, a unit test starts nothing, no env leaks in."""
 
 from __future__ import annotations
 
 import faulthandler
 import os
+import socket
+import subprocess
 import sys
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,6 +36,41 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(("LIVEKIT_", "OPENAI_", "RICO_LAB_")) and key != LOOP_MONITOR_ENV:
             monkeypatch.delenv(key)
+
+
+UNIT_REFUSAL = "a unit test may not start a server/process; mark it integration"
+# subprocess.run and subprocess.call start a command and wait for it: a tool, not a server
+_RUN_TO_COMPLETION = {subprocess.run.__code__, subprocess.call.__code__}
+
+
+class _RunOnlyPopen(subprocess.Popen[Any]):
+    """``Popen`` that refuses to start a process its caller does not wait for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if sys._getframe(1).f_code not in _RUN_TO_COMPLETION:
+            command = args[0] if args else kwargs.get("args")
+            raise RuntimeError(f"{UNIT_REFUSAL} (it started {command!r})")
+        super().__init__(*args, **kwargs)
+
+
+def _refuse_to_listen(sock: socket.socket, *args: object) -> None:
+    raise RuntimeError(f"{UNIT_REFUSAL} (it listened on {sock.getsockname()})")
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_start_nothing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hold ``unit`` tests to their marker: no socket listens, no process runs on its own.
+
+    A command the test waits for (``subprocess.run``: espeak-ng, ``python -c``,
+    ``lint-imports``) is a tool, not a server, and allowed; any other ``Popen`` (asyncio's
+    subprocesses too) and ``listen`` (every server: aiohttp, asyncio, socketserver) raise.
+    """
+    if request.node.get_closest_marker("unit") is None:
+        return
+    monkeypatch.setattr(socket.socket, "listen", _refuse_to_listen)
+    monkeypatch.setattr(subprocess, "Popen", _RunOnlyPopen)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from livekit import api
 
 from rico_lab.cli import main
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.unit  # `rico-lab token` runs to completion, offline: a command, no server
 
 ENV = {
     "LIVEKIT_URL": "wss://example.livekit.cloud",

@@ -29,7 +29,7 @@ from rico_lab.local_model.script import LocalScript
 from rico_lab.local_model.server import LocalRealtimeServer
 from rico_lab.local_model.speech import synthesize
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # every test starts the local realtime server
 
 KEY = "sk-local-test-key"
 RATE = 24000
