@@ -1,7 +1,9 @@
 """The conversation record: events on disk and in DataFrames, live and reloaded."""
 
 import json
+import re
 import signal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,21 +11,73 @@ from rtc_participant import VoiceParticipant
 from test_notebooks import kernel, run  # noqa: F401 (kernel is a fixture)
 
 import rico_lab
-from rico_lab.evaluation.record import Log, load_log
+from rico_lab.evaluation.record import EVENT_TYPES, Log, load_log
 from rico_lab.protocol import JoinInfo
 
 UTC_TIME = "datetime64[ns, UTC]"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "record.md"
+ASIDE = r"\([^()]*\)"  # "(NaN without `ui:`)": what a cell says about a name, not a name
+
+
+def _table_rows(lines: list[str], start: int) -> list[list[str]]:
+    """The cells of the Markdown table that begins after line ``start`` (header skipped)."""
+    rows = []
+    for line in lines[start + 1 :]:
+        if rows and not line.startswith("|"):
+            break
+        if line.startswith("|") and not line.startswith("| ---"):
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows[1:]
+
+
+def _names(cell: str) -> list[str]:
+    """The backticked names of a cell or list, leaving out the asides in parentheses."""
+    return re.findall(r"`(\w+)`", re.sub(ASIDE, "", cell).split(":")[0])
+
+
+def documented_columns() -> dict[str, dict[str, str]]:
+    """docs/record.md's columns per frame: name -> dtype ("" where the doc gives none)."""
+    lines = DOC.read_text().splitlines()
+    frames: dict[str, dict[str, str]] = {}
+    for i, line in enumerate(lines):
+        if match := re.fullmatch(r"`lab\.log\.(\w+)`, one row per .*:", line):
+            columns = frames.setdefault(match[1], {})
+            for names_cell, dtype_cell, _ in _table_rows(lines, i):
+                names = _names(names_cell)
+                dtypes = [d.strip() for d in re.sub(ASIDE, "", dtype_cell).split(",")]
+                if len(dtypes) == 1:  # "`role`, `model` | category": one dtype for all
+                    dtypes *= len(names)
+                columns.update(zip(names, dtypes, strict=True))
+    for name, listed in re.findall(r"`lab\.log\.(\w+)` \(([^)]*)\)", DOC.read_text()):
+        frames[name] = dict.fromkeys(re.findall(r"`(\w+)`", listed), "")
+    return frames
+
+
+def documented_events() -> dict[str, list[str]]:
+    """docs/record.md's event types, each with its fields."""
+    lines = DOC.read_text().splitlines()
+    start = lines.index("| type | fields |") - 1
+    return {_names(kind)[0]: _names(fields) for kind, fields in _table_rows(lines, start)}
 
 
 @pytest.mark.unit
 def test_frames_have_their_documented_columns_and_dtypes_even_when_empty():
     log = Log()
-    turns, calls, sessions = log.turns, log.tool_calls, log.sessions
-    assert list(turns.columns[:4]) == ["session", "turn", "speaker", "text"]
-    assert turns.dtypes["started"] == UTC_TIME and turns.dtypes["turn"] == "int64"
-    assert isinstance(turns.dtypes["speaker"], pd.CategoricalDtype)
-    assert calls.dtypes["ok"] == "bool" and calls.dtypes["rpc_s"] == "float64"
-    assert sessions.dtypes["ended"] == UTC_TIME and sessions.dtypes["tool_calls"] == "int64"
+    documented = documented_columns()
+    assert sorted(documented) == ["events", "notes", "sessions", "tool_calls", "turns"]
+    for name, columns in documented.items():
+        frame = getattr(log, name)
+        assert set(columns) == set(frame.columns), f"lab.log.{name}: docs/record.md differs"
+        dtypes = {c: UTC_TIME if d == "datetime" else d for c, d in columns.items() if d}
+        assert dtypes == {c: str(frame.dtypes[c]) for c in dtypes}, f"lab.log.{name} dtypes"
+
+
+@pytest.mark.unit
+def test_event_types_are_the_documented_ones_with_their_fields():
+    def fields(listed: str) -> list[str]:  # "role, how (edit or switch): ..." -> role, how
+        return [f.strip() for f in re.sub(ASIDE, "", listed).split(":")[0].split(",")]
+
+    assert documented_events() == {kind: fields(text) for kind, text in EVENT_TYPES.items()}
 
 
 @pytest.mark.unit
