@@ -21,14 +21,17 @@ NEED_LIVEKIT := $(if $(or $(LIVEKIT_URL),$(shell command -v livekit-server)),,$(
 help:
 	@echo "make lab    install what is missing, then open JupyterLab on notebooks/"
 	@echo "make test   install what is missing, then run every test"
-	@echo "make check  lint and format check;  make fix  apply them"
+	@echo "make check  lint and format check (Python and TypeScript);  make fix  apply ruff's"
 	@echo "make widgets  rebuild the voice client bundle (cd widgets && npm run dev to watch)"
 
 # Debian packages: espeak-ng speaks for the local model, Chromium runs the browser tests
 SYSTEM_PACKAGES := espeak-ng chromium
 SYSTEM_STAMP := $(TOOLS)/.debian-$(subst $(eval) ,-,$(SYSTEM_PACKAGES))
-BUNDLE := rico_lab/static/voice_client.js
-WIDGET_SOURCES := $(wildcard widgets/src/*.ts)
+# the widget module and the web page's script, built together from widgets/src/ (TypeScript,
+# CSS, the worklet) and the keys it shares with Python
+BUNDLE := rico_lab/static/voice_client.js rico_lab/static/page.js
+WIDGET_SOURCES := $(wildcard widgets/src/*) rico_lab/protocol.json widgets/build.mjs \
+	widgets/tsconfig.json
 
 setup: $(VENV)/.installed $(NEED_LIVEKIT) $(SYSTEM_STAMP) $(BUNDLE)
 
@@ -56,18 +59,20 @@ widgets/node_modules/.installed: widgets/package.json widgets/package-lock.json
 	cd widgets && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(BUNDLE): widgets/node_modules/.installed $(WIDGET_SOURCES)
+$(BUNDLE) &: widgets/node_modules/.installed $(WIDGET_SOURCES)
 	cd widgets && npm run --silent build
 
 lab: setup
 	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) notebooks/
 
 test: check
+	cd widgets && npm test
 	$(PY) -m pytest
 
 check: setup
 	$(VENV)/bin/ruff check rico_lab tests roles benchmarks
 	$(VENV)/bin/ruff format --check rico_lab tests roles benchmarks
+	cd widgets && npm run --silent lint
 
 fix: setup
 	$(VENV)/bin/ruff check --fix rico_lab tests roles benchmarks

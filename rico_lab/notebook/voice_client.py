@@ -2,7 +2,7 @@
 
 Audio, transcript and text travel browser ↔ LiveKit over WebRTC, never through the kernel's
 comm channel, so they keep flowing while a cell runs. The widget state mirrors
-``widgets/src/model.ts`` key for key.
+``widgets/src/state.ts`` key for key.
 """
 
 from __future__ import annotations
@@ -49,7 +49,17 @@ class VoiceClient(anywidget.AnyWidget):
     #: Set by the lab: moves the conversation to another role when ``role`` is assigned.
     switch_role: Callable[[str], None] | None = None
 
-    def __init__(self, info: JoinInfo, *, model_label: str, **kwargs: Any) -> None:
+    #: What a user may set (``lab.talk(role, **options)``); the rest is the join's or the page's.
+    OPTIONS = ("auto_connect", "agent_timeout_s")
+
+    def __init__(self, info: JoinInfo, *, model_label: str, **options: Any) -> None:
+        """A misspelt option raises, rather than pass to ipywidgets unnoticed."""
+        unknown = [name for name in options if name not in self.OPTIONS]
+        if unknown:
+            raise TypeError(
+                f"unknown VoiceClient option {', '.join(map(repr, unknown))}: "
+                f"the options are {', '.join(self.OPTIONS)}"
+            )
         super().__init__(
             url=info.url,
             token=info.token,
@@ -57,7 +67,7 @@ class VoiceClient(anywidget.AnyWidget):
             identity=info.identity,
             role=info.role,
             model_label=model_label,
-            **kwargs,
+            **options,
         )
 
     @traitlets.validate("role")

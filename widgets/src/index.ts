@@ -6,13 +6,15 @@
 // never through the kernel, so they keep flowing while a cell runs; only state, the
 // transcript and commands travel over the widget comm.
 
+import type { AnyModel, Render } from "@anywidget/types";
+
 import { AgentAudio } from "./audio";
 import { type After, ListenerLatency } from "./latency";
-import type { Command, LiveState, Model, TranscriptLine } from "./model";
+import type { Command, LiveState, TranscriptLine, VoiceClientState } from "./state";
 import { VoiceRoom } from "./room";
 import { injectStyle } from "./style";
 import { Transcript } from "./transcript";
-import { Panels } from "./ui_methods";
+import { Panels, parseCall } from "./ui_methods";
 import {
   buildView,
   showAgentRole,
@@ -28,27 +30,6 @@ import {
 const MEASURE_MS = 50;
 /** Streaming transcript updates reach Python at most this often (final lines at once). */
 const TRANSCRIPT_MS = 250;
-
-/** What tools.py sends a UI method: the model's arguments, and a Python function's result. */
-interface UiCall {
-  arguments: Record<string, unknown>;
-  result?: unknown;
-}
-
-function parseCall(payload: string): UiCall {
-  let call: unknown;
-  try {
-    call = JSON.parse(payload);
-  } catch {
-    throw new Error("the call's payload is not JSON");
-  }
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    !!v && typeof v === "object" && !Array.isArray(v);
-  if (!isObject(call)) throw new Error("the call's payload must be {arguments, result?}");
-  const args = call.arguments ?? {};
-  if (!isObject(args)) throw new Error("the call's arguments must be an object");
-  return { arguments: args, result: call.result };
-}
 
 class VoiceClient {
   private readonly room: VoiceRoom;
@@ -68,7 +49,7 @@ class VoiceClient {
   private closed = false;
 
   constructor(
-    private readonly model: Model,
+    private readonly model: AnyModel<VoiceClientState>,
     private readonly view: View,
   ) {
     this.transcript = new Transcript(view.transcript);
@@ -277,16 +258,16 @@ class VoiceClient {
   }
 }
 
-export default {
-  render({ model, el }: { model: Model; el: HTMLElement }): () => void {
-    injectStyle(el);
-    const view = buildView(el.ownerDocument);
-    el.appendChild(view.root);
-    const client = new VoiceClient(model, view);
-    if (model.get("auto_connect")) void client.connect();
-    return () => {
-      client.close();
-      view.root.remove();
-    };
-  },
+const render: Render<VoiceClientState> = ({ model, el }) => {
+  injectStyle(el);
+  const view = buildView(el.ownerDocument);
+  el.appendChild(view.root);
+  const client = new VoiceClient(model, view);
+  if (model.get("auto_connect")) void client.connect();
+  return () => {
+    client.close();
+    view.root.remove();
+  };
 };
+
+export default { render };

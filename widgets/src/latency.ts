@@ -10,6 +10,8 @@
 // throttles those, never the audio thread).
 
 import { SOUND_RMS } from "./audio";
+// the processor, as source text: a worklet module is loaded from a URL, here a blob: one
+import PROCESSOR from "./levels.worklet.js";
 
 /** Microphone RMS (-34 dBFS) above which a frame is speech. The tests' fake-device WAV
  * (espeak-ng speech between digital silence), as Chromium's capture processing (gain control,
@@ -32,70 +34,16 @@ const ECHO_TAIL_S = 0.15;
 export type After = "speech" | "text";
 
 /** What the worklet posts, with times in seconds on the AudioContext's clock. */
-type LevelEvent =
+export type LevelEvent =
   | { type: "speech"; t: number } // the microphone became loud (a frame's start)
   | { type: "quiet"; t: number } // ...and the user's turn ended at t (the last loud frame's end)
   | { type: "agent"; t: number; quietSince: number }; // agent sound at t, after quiet
 
-// The processor, as source text: a worklet module is loaded from a URL, here a blob: one.
-const PROCESSOR = `
-class RicoLevels extends AudioWorkletProcessor {
-  constructor({ processorOptions: o }) {
-    super();
-    this.o = o;
-    this.frame = Math.max(128, Math.floor((o.frameS * sampleRate) / 128) * 128);
-    this.sums = [0, 0];
-    this.count = 0;
-    this.start = 0;
-    this.speaking = false;
-    this.micLastLoud = -Infinity;
-    this.agentQuietSince = -Infinity; // null while the agent is audible
-    this.agentLastLoud = -Infinity;
-  }
-  process(inputs) {
-    if (this.count === 0) this.start = currentFrame / sampleRate;
-    let n = 0;
-    for (let i = 0; i < 2; i++) {
-      const channels = inputs[i] || [];
-      if (channels.length === 0) continue;
-      let sum = 0;
-      for (const channel of channels) for (const s of channel) sum += s * s;
-      this.sums[i] += sum / channels.length;
-      n = channels[0].length;
-    }
-    this.count += n || 128;
-    if (this.count >= this.frame) this.evaluate();
-    return true;
-  }
-  evaluate() {
-    const o = this.o;
-    const t0 = this.start, t1 = t0 + this.count / sampleRate;
-    const mic = Math.sqrt(this.sums[0] / this.count);
-    const agent = Math.sqrt(this.sums[1] / this.count);
-    this.sums = [0, 0];
-    this.count = 0;
-    if (agent > o.agentRms) {
-      if (this.agentQuietSince !== null) {
-        this.port.postMessage({ type: "agent", t: t0, quietSince: this.agentQuietSince });
-      }
-      this.agentQuietSince = null;
-      this.agentLastLoud = t1;
-    } else if (this.agentQuietSince === null) {
-      this.agentQuietSince = t0;
-    }
-    const echo = this.agentQuietSince === null || t0 - this.agentLastLoud < o.echoTailS;
-    if (mic > o.micRms && !echo) {
-      if (!this.speaking) this.port.postMessage({ type: "speech", t: t0 });
-      this.speaking = true;
-      this.micLastLoud = t1;
-    } else if (this.speaking && t1 - this.micLastLoud >= o.turnEndQuietS) {
-      this.speaking = false;
-      this.port.postMessage({ type: "quiet", t: this.micLastLoud });
-    }
-  }
+/** A reply heard ``latencyS`` after the end of the user's turn, which ended ``after``. */
+export interface Heard {
+  latencyS: number;
+  after: After;
 }
-registerProcessor("rico-levels", RicoLevels);
-`;
 
 /** A user turn that ended at ``end`` (audio clock), waiting for the agent's reply. */
 interface Pending {
@@ -106,10 +54,11 @@ interface Pending {
 }
 
 /**
- * Arms at the end of each user turn and reports the start of the agent's reply, once: a
- * newer end (the user spoke or typed again before the agent answered) re-arms, and agent
- * audio that starts while the user is still speaking, or before the end, is not a reply.
- * Nothing arms before the greeting, so it is never reported.
+ * The measurement, apart from the audio graph (times on the audio clock): arms at the end of
+ * each user turn and tells the start of the agent's reply, once. A newer end (the user spoke
+ * or typed again before the agent answered) re-arms, and agent audio that starts while the
+ * user is still speaking, or before the end, is not a reply. Nothing arms before the
+ * greeting, so it is never reported.
  *
  * The agent may still be talking when the user's turn ends (a message typed while it speaks
  * interrupts it, a moment later), and goes on after a pause between words: that is not its
@@ -118,15 +67,73 @@ interface Pending {
  * the audio, which waits in WebRTC's jitter buffer (measured: 50-300 ms ahead). The reply's
  * onset is the first agent sound after that.
  */
+export class ReplyTimer {
+  private armed: Pending | null = null;
+  private speaking = false;
+  /** The agent reports its state (livekit-agents does): replies are told by it. */
+  private stateful = false;
+
+  /** A typed message was sent at ``now``: the turn ends then. */
+  typed(now: number): void {
+    this.armed = { end: now, after: "text", replyAt: null };
+  }
+
+  /** The agent's state became "speaking" at ``now`` (null: the audio clock stands still). */
+  agentSpeaking(now: number | null): void {
+    this.stateful = true;
+    if (this.armed && this.armed.replyAt === null && now !== null) this.armed.replyAt = now;
+  }
+
+  /** Another microphone (or none) is measured: the user is not speaking into it yet. */
+  newMic(): void {
+    this.speaking = false;
+  }
+
+  /** Forget a pending measurement (a new connection starts afresh). */
+  reset(): void {
+    this.armed = null;
+    this.speaking = false;
+    this.stateful = false;
+  }
+
+  /** What the worklet saw; the reply it completes, if it does. */
+  level(event: LevelEvent): Heard | null {
+    if (event.type === "speech") {
+      this.speaking = true;
+      this.armed = null; // the end to measure from is the one still to come
+    } else if (event.type === "quiet") {
+      this.speaking = false;
+      this.armed = { end: event.t, after: "speech", replyAt: null };
+    } else {
+      return this.agentSound(event.t, event.quietSince);
+    }
+    return null;
+  }
+
+  private agentSound(t: number, quietSince: number): Heard | null {
+    const pending = this.armed;
+    if (!pending || this.speaking || t <= pending.end) return null;
+    const reply = this.stateful
+      ? pending.replyAt !== null && t >= pending.replyAt
+      : // no agent state to go by: the first sound if the agent was quiet at the end, else
+        // the first after a pause longer than those between words
+        quietSince <= pending.end || t - quietSince >= REPLY_GAP_S;
+    if (!reply) return null;
+    this.armed = null;
+    return { latencyS: t - pending.end, after: pending.after };
+  }
+}
+
+/**
+ * Measures each reply's latency at the listener in the level worklet and reports it: the
+ * audio graph around a :class:`ReplyTimer`.
+ */
 export class ListenerLatency {
   private node: AudioWorkletNode | null = null;
   private loading: Promise<AudioWorkletNode | null> | null = null;
   private mic: MediaStreamAudioSourceNode | null = null;
   private readonly agents = new Set<AudioNode>();
-  private armed: Pending | null = null;
-  private speaking = false;
-  /** The agent reports its state (livekit-agents does): replies are told by it. */
-  private stateful = false;
+  private readonly timer = new ReplyTimer();
   private closed = false;
 
   constructor(
@@ -139,7 +146,7 @@ export class ListenerLatency {
   setMic(track: MediaStreamTrack | null): void {
     this.mic?.disconnect();
     this.mic = null;
-    this.speaking = false;
+    this.timer.newMic();
     const context = this.context();
     if (!track || !context) return;
     // not connected to the destination: the user must not hear their own microphone
@@ -164,21 +171,17 @@ export class ListenerLatency {
   /** A typed message was sent: the turn ends now. */
   typed(): void {
     const now = this.now();
-    if (now !== null) this.armed = { end: now, after: "text", replyAt: null };
+    if (now !== null) this.timer.typed(now);
   }
 
   /** The agent's state became "speaking": a reply starts, its audio close behind. */
   agentSpeaking(): void {
-    this.stateful = true;
-    const now = this.now();
-    if (this.armed && this.armed.replyAt === null && now !== null) this.armed.replyAt = now;
+    this.timer.agentSpeaking(this.now());
   }
 
   /** Forget a pending measurement (a new connection starts afresh). */
   reset(): void {
-    this.armed = null;
-    this.speaking = false;
-    this.stateful = false;
+    this.timer.reset();
   }
 
   close(): void {
@@ -198,28 +201,8 @@ export class ListenerLatency {
   }
 
   private onLevel(event: LevelEvent): void {
-    if (event.type === "speech") {
-      this.speaking = true;
-      this.armed = null; // the end to measure from is the one still to come
-    } else if (event.type === "quiet") {
-      this.speaking = false;
-      this.armed = { end: event.t, after: "speech", replyAt: null };
-    } else {
-      this.agentSound(event.t, event.quietSince);
-    }
-  }
-
-  private agentSound(t: number, quietSince: number): void {
-    const pending = this.armed;
-    if (!pending || this.speaking || t <= pending.end) return;
-    const reply = this.stateful
-      ? pending.replyAt !== null && t >= pending.replyAt
-      : // no agent state to go by: the first sound if the agent was quiet at the end, else
-        // the first after a pause longer than those between words
-        quietSince <= pending.end || t - quietSince >= REPLY_GAP_S;
-    if (!reply) return;
-    this.armed = null;
-    this.report(t - pending.end, pending.after);
+    const heard = this.timer.level(event);
+    if (heard) this.report(heard.latencyS, heard.after);
   }
 
   private connect(source: AudioNode, input: number): void {

@@ -23,7 +23,8 @@ import {
   TrackEvent,
 } from "livekit-client";
 
-import type { LiveState, TranscriptLine } from "./model";
+import { ATTRIBUTE, TOPIC } from "./protocol";
+import type { LiveState, TranscriptLine } from "./state";
 
 export interface RoomOutputs {
   /** The live state changed (the whole of it is passed). */
@@ -45,8 +46,8 @@ type ErrorSource = "connect" | "agent" | "model" | "tool" | "mic" | "send" | "di
 
 /** Agent attributes shown in the error line while set, and how each is worded. */
 const ERROR_ATTRIBUTES: Record<string, ["model" | "tool", (value: string) => string]> = {
-  "rico_lab.error": ["model", (value) => `Model error: ${value}`],
-  "rico_lab.tool_error": ["tool", toolFailure],
+  [ATTRIBUTE.error]: ["model", (value) => `Model error: ${value}`],
+  [ATTRIBUTE.tool_error]: ["tool", toolFailure],
 };
 
 /** How the room goes away after end_session: the agent deletes it. */
@@ -55,10 +56,6 @@ const ENDING_REASONS = new Set([
   DisconnectReason.ROOM_CLOSED,
   DisconnectReason.PARTICIPANT_REMOVED,
 ]);
-
-const TRANSCRIPTION = "lk.transcription";
-/** Data-channel topic of the latency reports (rico_lab/worker.py reads it). */
-const LATENCY_TOPIC = "rico_lab.latency";
 
 export class VoiceRoom {
   private readonly room = new Room({ adaptiveStream: false, dynacast: false });
@@ -92,10 +89,10 @@ export class VoiceRoom {
     this.listen(RoomEvent.Reconnecting, () => this.set({ status: "connecting" }));
     this.listen(RoomEvent.Reconnected, () => this.set({ status: "connected" }));
     this.listen(RoomEvent.Disconnected, (reason) => this.onDisconnected(reason));
-    this.room.registerTextStreamHandler(TRANSCRIPTION, (reader, info) => {
+    this.room.registerTextStreamHandler(TOPIC.transcription, (reader, info) => {
       void this.readSegment(reader, info.identity);
     });
-    this.unlisten.push(() => this.room.unregisterTextStreamHandler(TRANSCRIPTION));
+    this.unlisten.push(() => this.room.unregisterTextStreamHandler(TOPIC.transcription));
   }
 
   get state(): Readonly<LiveState> {
@@ -119,7 +116,7 @@ export class VoiceRoom {
   }
 
   /**
-   * Send typed text to the agent on "lk.chat", as a user turn. Returns false (with an
+   * Send typed text to the agent on the chat topic, as a user turn. Returns false (with an
    * error shown) when there is no connection to send it on, so the caller keeps the text.
    */
   sendText(text: string): boolean {
@@ -144,7 +141,7 @@ export class VoiceRoom {
     this.room.localParticipant
       .publishData(report, {
         reliable: true,
-        topic: LATENCY_TOPIC,
+        topic: TOPIC.latency, // the agent reads it
         destinationIdentities: [this.agentIdentity],
       })
       .catch((error: unknown) => console.warn("rico_lab: latency report not sent:", error));
@@ -252,7 +249,7 @@ export class VoiceRoom {
       return;
     }
     try {
-      await this.room.localParticipant.sendText(text, { topic: "lk.chat" });
+      await this.room.localParticipant.sendText(text, { topic: TOPIC.chat });
       this.clearError("send");
     } catch (error) {
       this.fail("send", `The text could not be sent: ${messageOf(error)}`);
@@ -269,10 +266,10 @@ export class VoiceRoom {
     }
     if (participant.identity !== this.agentIdentity) return;
     const attributes = participant.attributes;
-    this.set({ agent_state: attributes["lk.agent.state"] || "initializing" });
-    const role = attributes["rico_lab.role"] ?? "";
-    const version = attributes["rico_lab.role_version"] ?? "";
-    const model = attributes["rico_lab.model"] ?? "";
+    this.set({ agent_state: attributes[ATTRIBUTE.agent_state] || "initializing" });
+    const role = attributes[ATTRIBUTE.role] ?? "";
+    const version = attributes[ATTRIBUTE.role_version] ?? "";
+    const model = attributes[ATTRIBUTE.model] ?? "";
     if (role || version || model) this.out.agentRole(role, version, model);
     for (const [key, [source, describe]] of Object.entries(ERROR_ATTRIBUTES)) {
       const value = attributes[key] ?? "";
@@ -354,7 +351,7 @@ export class VoiceRoom {
   private async readSegment(reader: TextStreamReader, identity: string): Promise<void> {
     const speaker = identity === this.room.localParticipant.identity ? "user" : "agent";
     if (speaker === "agent" && !this.room.getParticipantByIdentity(identity)?.isAgent) return;
-    const id = reader.info.attributes?.["lk.segment_id"] ?? reader.info.id;
+    const id = reader.info.attributes?.[ATTRIBUTE.segment_id] ?? reader.info.id;
     let text = "";
     let aborted = false;
     try {
@@ -366,7 +363,7 @@ export class VoiceRoom {
       aborted = true; // an interrupted line ends abnormally: what was said stands
     }
     // the trailer's attributes are merged into info.attributes when the stream closes
-    const final = aborted || reader.info.attributes?.["lk.transcription_final"] !== "false";
+    const final = aborted || reader.info.attributes?.[ATTRIBUTE.transcription_final] !== "false";
     this.out.line({ id, speaker, text, final });
   }
 

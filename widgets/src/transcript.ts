@@ -1,7 +1,20 @@
 // The live transcript: lines merged by segment id, so interim text is replaced in place
 // and a segment keeps its place in the order it started.
 
-import type { TranscriptLine } from "./model";
+import type { TranscriptLine } from "./state";
+
+/**
+ * What ``update`` changes in ``line`` of the same id, or null: nothing. A final line is not
+ * taken back to interim by a late update.
+ */
+export function merged(
+  line: Readonly<TranscriptLine>,
+  update: Readonly<TranscriptLine>,
+): Pick<TranscriptLine, "text" | "final"> | null {
+  if (line.final && !update.final) return null;
+  if (line.text === update.text && line.final === update.final) return null;
+  return { text: update.text, final: update.final };
+}
 
 /** How close to the bottom (px) counts as reading the newest line: only then follow it. */
 const STICK_PX = 40;
@@ -29,12 +42,10 @@ export class Transcript {
   upsert(update: TranscriptLine): boolean {
     const known = this.byId.get(update.id);
     if (known) {
-      const { line } = known;
-      if (line.final && !update.final) return false;
-      if (line.text === update.text && line.final === update.final) return false;
-      line.text = update.text;
-      line.final = update.final;
-      this.draw(line, known.node);
+      const change = merged(known.line, update);
+      if (!change) return false;
+      Object.assign(known.line, change);
+      this.draw(known.line, known.node);
     } else {
       const line = { ...update };
       const doc = this.pane.ownerDocument;

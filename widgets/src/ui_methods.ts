@@ -13,6 +13,30 @@ type Args = Record<string, unknown>;
 /** A UI method: gets the tool call's arguments, returns what the model is told. */
 export type UiMethod = (args: Args, result: unknown) => Promise<string>;
 
+/** What tools.py sends a UI method: the model's arguments, and a Python function's result. */
+export interface UiCall {
+  arguments: Args;
+  result?: unknown;
+}
+
+function isObject(value: unknown): value is Args {
+  return !!value && typeof value === "object" && !Array.isArray(value);
+}
+
+/** A call's RPC payload, JSON ``{arguments, result?}``; what is wrong with it, thrown. */
+export function parseCall(payload: string): UiCall {
+  let call: unknown;
+  try {
+    call = JSON.parse(payload);
+  } catch {
+    throw new Error("the call's payload is not JSON");
+  }
+  if (!isObject(call)) throw new Error("the call's payload must be {arguments, result?}");
+  const args = call.arguments ?? {};
+  if (!isObject(args)) throw new Error("the call's arguments must be an object");
+  return { arguments: args, result: call.result };
+}
+
 /** What the methods need from the rest of the client. */
 export interface PanelHost {
   /** end_session was called: the agent says goodbye, then closes the room. */
@@ -20,7 +44,7 @@ export interface PanelHost {
 }
 
 /** The only images shown: inline PNG, JPEG, GIF or WebP (no fetches, no SVG). */
-const IMAGE_URI = /^data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}$/i;
+export const IMAGE_URI = /^data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}$/i;
 const IMAGE_ONLY =
   "argument 'image' must be an image as a data: URI (data:image/png;base64,...): " +
   "only data: URIs of PNG/JPEG/GIF/WebP are allowed, no links and no other formats";
@@ -28,8 +52,18 @@ const IMAGE_ONLY =
 /** Attributes that load or navigate somewhere; a data: URI is refused in all of them. */
 const URL_ATTRIBUTES = ["href", "src", "xlink:href", "action", "formaction", "poster"];
 
-const purify = DOMPurify(window);
-purify.addHook("afterSanitizeAttributes", (node) => {
+/** The sanitizer, made on first use: the argument checks below need no DOM (their tests). */
+let purify: ReturnType<typeof DOMPurify> | null = null;
+
+function sanitizer(): ReturnType<typeof DOMPurify> {
+  if (!purify) {
+    purify = DOMPurify(window);
+    purify.addHook("afterSanitizeAttributes", keepSafeUrls);
+  }
+  return purify;
+}
+
+function keepSafeUrls(node: Element): void {
   for (const name of URL_ATTRIBUTES) {
     const value = node.getAttribute(name);
     if (value === null) continue;
@@ -40,17 +74,19 @@ purify.addHook("afterSanitizeAttributes", (node) => {
     // was read (and could carry what the model put in its URL)
     const allowed = image
       ? IMAGE_URI.test(value.trim())
-      : !/^data:/i.test(value.replace(/[\s\x00-\x20]/g, ""));
+      : // browsers skip control characters in a URL's scheme, so "da\tta:" is data: too
+        // eslint-disable-next-line no-control-regex
+        !/^data:/i.test(value.replace(/[\s\x00-\x20]/g, ""));
     if (!allowed) node.removeAttribute(name);
   }
   if (node.localName === "a" && node.hasAttribute("href")) {
     node.setAttribute("target", "_blank"); // never navigate JupyterLab itself away
     node.setAttribute("rel", "noopener noreferrer");
   }
-});
+}
 
 function markdown(source: string): DocumentFragment {
-  return purify.sanitize(marked.parse(source, { async: false }) as string, {
+  return sanitizer().sanitize(marked.parse(source, { async: false }) as string, {
     // controls and styles could pass for the client's own; media, srcset and background
     // would fetch from wherever the model pointed them
     FORBID_TAGS: [
@@ -70,29 +106,29 @@ function markdown(source: string): DocumentFragment {
   });
 }
 
-function text(value: unknown, name: string): string {
+export function text(value: unknown, name: string): string {
   if (typeof value !== "string") throw new Error(`argument '${name}' must be a string`);
   return value;
 }
 
-function optionalText(value: unknown, name: string): string {
+export function optionalText(value: unknown, name: string): string {
   return value === undefined || value === null ? "" : text(value, name);
 }
 
-function strings(value: unknown, name: string): string[] {
+export function strings(value: unknown, name: string): string[] {
   if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== "string")) {
     throw new Error(`argument '${name}' must be a non-empty list of strings`);
   }
   return value as string[];
 }
 
-interface Field {
+export interface Field {
   name: string;
   label: string;
   type: "text" | "number";
 }
 
-function fieldsOf(value: unknown): Field[] {
+export function fieldsOf(value: unknown): Field[] {
   if (!Array.isArray(value) || value.length === 0) {
     throw new Error("argument 'fields' must be a non-empty list of {name, label?, type?}");
   }
@@ -117,7 +153,7 @@ function isEmptyList(value: unknown): boolean {
   return Array.isArray(value) && value.length === 0;
 }
 
-function cellText(cell: unknown): string {
+export function cellText(cell: unknown): string {
   if (cell === null || cell === undefined) return "";
   return typeof cell === "object" ? JSON.stringify(cell) : String(cell);
 }

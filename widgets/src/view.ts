@@ -4,7 +4,7 @@
 // tools fill, the transcript pane and the text composer.
 // Class names are stable: the browser tests and users' own CSS select on them.
 
-import type { LiveState } from "./model";
+import type { LiveState } from "./state";
 
 export interface View {
   root: HTMLElement;

@@ -1,4 +1,7 @@
-// The widget state, key for key the traitlets of rico_lab/voice_client.py (VoiceClient).
+// The widget state, key for key the synced traitlets of VoiceClient
+// (rico_lab/notebook/voice_client.py) and the state web_client.py's /join gives the page;
+// tests/test_widget_state.py holds the three to the same keys. anywidget's model of it is
+// AnyModel<VoiceClientState> (@anywidget/types).
 
 export type Status = "idle" | "connecting" | "connected" | "disconnected" | "error";
 export type Mic = "off" | "on" | "denied" | "unavailable";
@@ -22,26 +25,17 @@ export interface VoiceClientState {
   agent_timeout_s: number;
   // browser -> Python
   status: Status;
-  /** "" (not in a conversation), "connecting" (no agent yet), then lk.agent.state. */
+  /** "" (not in a conversation), "connecting" (no agent yet), then the agent's state. */
   agent_state: string;
   mic: Mic;
   error: string;
   transcript: TranscriptLine[];
-  /** The role version the agent last advertised (its `rico_lab.role_version` attribute). */
+  /** The role version the agent last advertised (its role-version attribute). */
   role_version: string;
 }
 
 /** The browser-owned keys that follow the LiveKit connection. */
 export type LiveState = Pick<VoiceClientState, "status" | "agent_state" | "mic" | "error">;
-
-/** The part of anywidget's model interface this widget uses. */
-export interface Model {
-  get<K extends keyof VoiceClientState>(key: K): VoiceClientState[K];
-  set<K extends keyof VoiceClientState>(key: K, value: VoiceClientState[K]): void;
-  save_changes(): void;
-  on(event: string, callback: (...args: unknown[]) => void): void;
-  off(event: string, callback: (...args: unknown[]) => void): void;
-}
 
 /** One-off actions sent from Python with `VoiceClient.send(...)`. */
 export type Command =
