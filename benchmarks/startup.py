@@ -52,10 +52,8 @@ def main() -> None:
             participant = Participant(lab.join("demo"))
             start = time.monotonic()
             participant.join(30)
-            deadline = start + 30
-            while not participant._loud and time.monotonic() < deadline:
-                time.sleep(0.005)
-            heard = participant._loud[0] - start if participant._loud else float("nan")
+            onset = participant.audio_onset_after(start, timeout=30)
+            heard = onset - start if onset is not None else float("nan")
             figures.setdefault("join -> first greeting audio", []).append(heard)
             participant.close()
         finally:

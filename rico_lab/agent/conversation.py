@@ -24,15 +24,9 @@ from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
 
 from ..evaluation.record import Log
-from ..protocol import (
-    ERROR_ATTRIBUTE,
-    LATENCY_TOPIC,
-    MODEL_ATTRIBUTE,
-    ROLE_ATTRIBUTE,
-    ROLE_VERSION_ATTRIBUTE,
-    TOOL_ERROR_ATTRIBUTE,
-)
+from ..protocol import LATENCY_TOPIC
 from ..roles import Role
+from .attributes import AgentAttributes
 from .model_choice import ModelChoice
 from .tools import function_tools
 
@@ -125,9 +119,7 @@ class Conversation:
         # asked under (an agent line is recorded when it ends, maybe after another edit)
         self._applied = self._turn = role.version
         self._options = role.realtime_options()  # the model settings the agent runs with
-        self._tool_errors = 0
-        self._showing_tool_error = False
-        self._error_at: float | None = None  # when the model error on show happened
+        self._attributes = AgentAttributes(ctx.room, self._keep)
         # each Agent brings its own model (see _agent); the session has none of its own
         self.session: AgentSession[None] = AgentSession()
         self.session.on("error", self._on_error)
@@ -271,15 +263,7 @@ class Conversation:
         error = call.get("error")
         if error:
             self._host.on_error(f"room {self.room}: tool {call['tool']}: {error}")
-            self._tool_errors += 1
-            failure = {"tool": call["tool"], "message": error[:400], "n": self._tool_errors}
-            shown = json.dumps(failure)
-        elif self._showing_tool_error:
-            shown = ""
-        else:
-            return
-        self._showing_tool_error = bool(error)
-        self._keep(self._ctx.room.local_participant.set_attributes({TOOL_ERROR_ATTRIBUTE: shown}))
+        self._attributes.tool_ended(call["tool"], error)
 
     def note(self, arguments: dict[str, Any]) -> None:
         """Keep a note the client saved in the lab's ``notes``."""
@@ -322,24 +306,13 @@ class Conversation:
         self._host.log.write(self.room, kind, **fields)
 
     async def _advertise(self) -> None:
-        await self._ctx.room.local_participant.set_attributes(
-            {
-                ROLE_ATTRIBUTE: self.role.name,
-                ROLE_VERSION_ATTRIBUTE: self._applied,
-                MODEL_ATTRIBUTE: self._host.models.label,
-            }
-        )
+        await self._attributes.advertise(self.role.name, self._applied, self._host.models.label)
 
     def _on_error(self, event: ErrorEvent) -> None:
         message = describe_error(event.error)
         self._host.on_error(f"room {self.room}: {message}")
-        # the voice client shows this attribute, so the user sees why the agent is silent
-        self._set_error(message[:500])
-        self._error_at = event.created_at
+        self._attributes.model_failed(message, event.created_at)
         self._write("error", message=message)
-
-    def _set_error(self, message: str) -> None:
-        self._keep(self._ctx.room.local_participant.set_attributes({ERROR_ATTRIBUTE: message}))
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         """The client's own measure of each reply's latency, sent over WebRTC."""
@@ -369,10 +342,8 @@ class Conversation:
             return
         if item.role == "user":
             self._turn = self._applied
-        elif self._error_at is not None and item.created_at > self._error_at:
-            # a reply begun after the error came through: the client stops showing it
-            self._error_at = None
-            self._set_error("")
+        else:
+            self._attributes.reply_began(item.created_at)
         metrics = dict(item.metrics)
         self._write(
             "turn",

@@ -53,6 +53,56 @@ def wait_until(ready: Callable[[], object], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+class _Hearing:
+    """Every frame of agent audio heard, kept in growing numpy arrays.
+
+    No Python object per frame: a participant hears 20 frames a second for as long as a
+    conversation lasts, in the same process as the agent whose memory a soak test measures.
+    Written by the participant's loop, read by the caller's thread: each frame is written
+    before the count that makes it visible, and a grown array holds all the old ones.
+    """
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self._blocks = 0
+        self._frame_at = np.empty(256)
+        self._frame_end = np.empty(256, np.int64)  # one past the frame's last block
+        self._block_at = np.empty(256 * 5)  # when each block's sound arrived
+        self._block_rms = np.empty(256 * 5)
+
+    def add(self, at: float, rms: np.ndarray) -> None:
+        """Keep one frame that arrived ``at``, with its blocks' loudness."""
+        frames, start, end = self.frames, self._blocks, self._blocks + rms.size
+        if frames == self._frame_at.size:
+            self._frame_at = np.resize(self._frame_at, 2 * frames)
+            self._frame_end = np.resize(self._frame_end, 2 * frames)
+        if end > self._block_at.size:
+            self._block_at = np.resize(self._block_at, 2 * end)
+            self._block_rms = np.resize(self._block_rms, 2 * end)
+        self._frame_at[frames], self._frame_end[frames] = at, end
+        self._block_at[start:end] = at - np.arange(rms.size, 0, -1) * BLOCK / RATE
+        self._block_rms[start:end] = rms
+        self._blocks = end
+        self.frames = frames + 1
+
+    def frame_list(self) -> list[Heard]:
+        """The frames so far, each as a :class:`Heard`."""
+        frames = self.frames
+        ends = self._frame_end[:frames]
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        return [
+            Heard(float(at), self._block_rms[a:b].copy())
+            for at, a, b in zip(self._frame_at[:frames], starts, ends, strict=True)
+        ]
+
+    def loud_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(arrival time of each speech block, arrival time of its frame), in order."""
+        frames, blocks = self.frames, self._blocks
+        loud = np.flatnonzero(self._block_rms[:blocks] > SPEECH_RMS)
+        frame_of = np.searchsorted(self._frame_end[:frames], loud, side="right")
+        return self._block_at[loud], self._frame_at[frame_of]
+
+
 @dataclass(frozen=True)
 class Heard:
     """One frame of audio from the agent, as it arrived.
@@ -86,8 +136,7 @@ class Participant:
         self.info = info
         self._frame_ms = frame_ms
         self._thread = LoopThread(f"participant-{info.identity}")
-        #: every frame of agent audio heard, in order
-        self.heard: list[Heard] = []
+        self._hearing = _Hearing()
         #: (identity, text) of every finished transcript stream, in order
         self.transcripts: list[tuple[str, str]] = []
         #: the attributes of the other participant (the agent), as they are now
@@ -159,7 +208,7 @@ class Participant:
         )
         async for event in stream:
             samples = np.frombuffer(event.frame.data, dtype=np.int16)
-            self.heard.append(Heard(time.monotonic(), block_rms(samples)))
+            self._hearing.add(time.monotonic(), block_rms(samples))
 
     # what a user does
 
@@ -202,6 +251,11 @@ class Participant:
 
     # what it heard
 
+    @property
+    def heard(self) -> list[Heard]:
+        """Every frame of agent audio heard so far, in order."""
+        return self._hearing.frame_list()
+
     def audio_onset_after(self, since: float, timeout: float = 5.0) -> float | None:
         """When agent speech first reached this participant after ``since``.
 
@@ -216,19 +270,16 @@ class Participant:
             time.sleep(0.02)
 
     def _first_loud_after(self, since: float) -> float | None:
-        # every loud block's arrival, not only onsets: the reply to a turn is the first loud
-        # block after the turn ended, whatever came (or stopped coming) before it
-        for frame in list(self.heard):
-            loud = np.flatnonzero(frame.rms > SPEECH_RMS)
-            if loud.size:
-                at = frame.at - (frame.rms.size - loud[0]) * BLOCK / RATE
-                if at > since:
-                    return at
-        return None
+        # every loud block, not only onsets: the reply to a turn is the first loud block
+        # after the turn ended, whatever came (or stopped coming) before it
+        at, _frame_at = self._hearing.loud_blocks()
+        later = at[at > since]
+        return float(later[0]) if later.size else None
 
     def speech_seconds(self, since: float = 0.0) -> float:
         """Seconds of agent speech (not comfort noise) that arrived after ``since``."""
-        return sum(f.speech_s for f in list(self.heard) if f.at >= since)
+        _at, frame_at = self._hearing.loud_blocks()
+        return int((frame_at >= since).sum()) * BLOCK / RATE
 
     def agent_lines(self) -> list[str]:
         """The agent's transcribed lines, in order."""
