@@ -13,6 +13,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import queue
 import re
 import struct
 import sys
@@ -41,13 +42,15 @@ from playwright.sync_api import Locator, Page, expect
 from rico_lab.evaluation.participant import Participant
 from rico_lab.livekit_server import LiveKitServer
 from rico_lab.local_model.speech import write_wav
-from rico_lab.protocol import JoinInfo
+from rico_lab.protocol import UI_TOPIC, JoinInfo
 
 pytestmark = pytest.mark.browser
 
 T = TypeVar("T")
 HERE = Path(__file__).resolve().parent
 ONLY_AGENT = "only the agent may call this"
+#: The calls both clients run (the voice client's unit tests, the headless client's tests).
+CASES: list[dict[str, Any]] = json.loads((HERE / "client_method_cases.json").read_text())["cases"]
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,34 @@ class FakeAgent(Participant):
         self.server, self.room_name = server, room
         token = mint(server, identity, room, kind)
         super().__init__(JoinInfo(server.url, token, room, identity, role=""))
+        #: what the client said it showed (its rico_lab.ui packets), in order of arrival
+        self.reports: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.room.on("data_received", self._on_data)  # called on the participant's loop
         self.connect(microphone=False)
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        if packet.topic == UI_TOPIC:
+            self.reports.put(json.loads(packet.data))
+
+    def report(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The client's next rico_lab.ui report."""
+        return self.reports.get(timeout=timeout)
+
+    def forget_reports(self) -> None:
+        """Drop the reports of earlier calls."""
+        while not self.reports.empty():
+            self.reports.get_nowait()
 
     def call(self, to: str, method: str, arguments: Any) -> str:
         """Call ``method`` on the client ``to`` and return its answer (or raise RpcError)."""
         return self.run(self.rpc(to, method, arguments))
+
+    def call_payload(self, to: str, method: str, payload: str) -> str:
+        """Call ``method`` with the RPC payload as written (a shared case's)."""
+        participant = self.room.local_participant
+        return self.run(
+            participant.perform_rpc(destination_identity=to, method=method, payload=payload)
+        )
 
     def call_later(
         self, to: str, method: str, arguments: Any, timeout: float = 30.0
@@ -370,13 +396,37 @@ def test_ask_takes_exactly_one_of_choices_and_fields(bench: Bench, arguments: di
 
 def test_a_newer_question_replaces_an_unanswered_one(bench: Bench):
     agent, client = bench.agents[UI], bench.client(UI)
+    agent.forget_reports()
     first = agent.call_later(UI.user, "ask", {"question": "First?", "choices": ["a"]})
     expect(client.locator(".rico-panel-ask .rico-panel-title")).to_have_text("First?")
     second = agent.call_later(UI.user, "ask", {"question": "Second?", "choices": ["b"]})
     with pytest.raises(rtc.RpcError, match="newer question"):
         first.result(10)
+    replaced = "a newer question replaced this one before the user answered"
+    shown = {"method": "ask", "title": "First?", "text": "a"}
+    assert agent.report() == {**shown, "answer": None, "error": replaced}
     client.locator(".rico-panel-ask .rico-choice", has_text="b").click()
     assert second.result(10) == "b"
+    shown = {"method": "ask", "title": "Second?", "text": "b"}
+    assert agent.report() == {**shown, "answer": "b", "error": None}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c["method"] in ("show_markdown", "show_table") and "answer" in c],
+    ids=lambda case: case["payload"][:50],
+)
+def test_the_client_reports_what_it_showed(bench: Bench, case: dict[str, Any]):
+    """The shared cases' title and text, read off the page's panels; show_markdown's text is
+    checked here only, as the unit tests have no DOM to render Markdown into."""
+    agent, method = bench.agents[UI], case["method"]
+    refused = next(c for c in CASES if c["method"] == method and "error" in c)
+    agent.forget_reports()
+    error = rpc_error(lambda: agent.call_payload(UI.user, method, refused["payload"]))
+    assert error.message == refused["error"]  # it showed nothing, so it reports nothing
+    assert agent.call_payload(UI.user, method, case["payload"]) == case["answer"]
+    shown = {"method": method, "title": case["title"], "text": case["text"]}
+    assert agent.report() == {**shown, "answer": case["answer"], "error": None}
 
 
 def test_save_note_appends_to_the_notes(bench: Bench):

@@ -14,7 +14,7 @@ import type { Command, LiveState, TranscriptLine, VoiceClientState } from "./sta
 import { VoiceRoom } from "./room";
 import { injectStyle } from "./style";
 import { Transcript } from "./transcript";
-import { Panels, parseCall } from "./ui_methods";
+import { message, Panels } from "./ui_methods";
 import {
   buildView,
   showAgentRole,
@@ -93,11 +93,11 @@ class VoiceClient {
         showNotice(view, `The agent is ending the session${why}`, "ending");
       },
     });
+    // (each answers its caller, and tells it on TOPIC.ui what it showed)
     for (const [name, method] of Object.entries(this.panels.methods())) {
-      this.room.serve(name, async (payload) => {
-        const call = parseCall(payload);
-        return method(call.arguments, call.result);
-      });
+      this.room.serve(name, (payload, caller) =>
+        method(payload, (report) => this.room.reportUi(caller, report)),
+      );
     }
 
     view.connect.onclick = () => {
@@ -216,7 +216,7 @@ class VoiceClient {
     if (changed) this.model.save_changes();
     showState(this.view, state);
     if (state.status === "disconnected" || state.status === "error") {
-      this.panels.cancel("the user left the conversation before answering");
+      this.panels.cancel(message("left"));
     }
   }
 

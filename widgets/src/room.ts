@@ -1,6 +1,6 @@
 // The LiveKit side of one client: its own Room, the agent participant it waits for (and
-// what its attributes say: state, role, model and tool errors), the microphone, typed text
-// and latency reports out, transcription streams in. It reports everything through
+// what its attributes say: state, role, model and tool errors), the microphone, typed text,
+// latency and UI reports out, transcription streams in. It reports everything through
 // RoomOutputs and knows nothing of the DOM or the anywidget model.
 
 import {
@@ -25,6 +25,7 @@ import {
 
 import { ATTRIBUTE, TOPIC } from "./protocol";
 import type { LiveState, TranscriptLine } from "./state";
+import type { UiReport } from "./ui_methods";
 
 export interface RoomOutputs {
   /** The live state changed (the whole of it is passed). */
@@ -148,16 +149,35 @@ export class VoiceRoom {
   }
 
   /**
+   * Tell ``caller`` (the agent that called a UI method) what the method showed: JSON
+   * UiReport on the reliable data channel. Never throws: the call's answer matters more.
+   */
+  reportUi(caller: string, report: UiReport): void {
+    if (this.room.state !== ConnectionState.Connected) {
+      console.warn("rico_lab: UI report not sent, not connected:", report);
+      return;
+    }
+    this.room.localParticipant
+      .publishData(new TextEncoder().encode(JSON.stringify(report)), {
+        reliable: true,
+        topic: TOPIC.ui,
+        destinationIdentities: [caller],
+      })
+      .catch((error: unknown) => console.warn("rico_lab: UI report not sent:", error));
+  }
+
+  /**
    * Answer RPC calls to ``method`` (a role tool with `ui:` calls one). Only the agent may
    * call; what ``handler`` throws reaches the caller with its message, for the model to read.
+   * ``handler`` also gets the caller's identity.
    */
-  serve(method: string, handler: (payload: string) => Promise<string>): void {
+  serve(method: string, handler: (payload: string, caller: string) => Promise<string>): void {
     this.room.registerRpcMethod(method, async ({ callerIdentity, payload }) => {
       if (!this.room.getParticipantByIdentity(callerIdentity)?.isAgent) {
         throw new RpcError(RpcError.ErrorCode.APPLICATION_ERROR, "only the agent may call this");
       }
       try {
-        return await handler(payload);
+        return await handler(payload, callerIdentity);
       } catch (error) {
         throw new RpcError(RpcError.ErrorCode.APPLICATION_ERROR, messageOf(error));
       }
