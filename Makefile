@@ -28,10 +28,10 @@ help:
 SYSTEM_PACKAGES := espeak-ng chromium
 SYSTEM_STAMP := $(TOOLS)/.debian-$(subst $(eval) ,-,$(SYSTEM_PACKAGES))
 # the widget module and the web page's script, built together from widgets/src/ (TypeScript,
-# CSS, the worklet) and the keys it shares with Python
+# CSS, the worklet) and what it shares with Python: the protocol's keys, the methods' rules
 BUNDLE := rico_lab/static/voice_client.js rico_lab/static/page.js
-WIDGET_SOURCES := $(wildcard widgets/src/*) rico_lab/protocol.json widgets/build.mjs \
-	widgets/tsconfig.json
+WIDGET_SOURCES := $(wildcard widgets/src/*) rico_lab/protocol.json rico_lab/client_methods.json \
+	widgets/build.mjs widgets/tsconfig.json
 
 setup: $(VENV)/.installed $(NEED_LIVEKIT) $(SYSTEM_STAMP) $(BUNDLE)
 

@@ -31,6 +31,8 @@ AGENT_STATE_ATTRIBUTE: str = _KEYS["attributes"]["agent_state"]
 CHAT_TOPIC: str = _KEYS["topics"]["chat"]
 #: Data-channel topic on which the voice client reports each reply's latency at the listener.
 LATENCY_TOPIC: str = _KEYS["topics"]["latency"]
+#: Data-channel topic on which a client reports each panel it showed (the record's ``ui``).
+UI_TOPIC: str = _KEYS["topics"]["ui"]
 
 TOKEN_TTL = timedelta(minutes=10)
 

@@ -25,7 +25,7 @@ import {
 
 import { ATTRIBUTE, TOPIC } from "./protocol";
 import type { LiveState, TranscriptLine } from "./state";
-import type { UiReport } from "./ui_methods";
+import { message, type UiReport } from "./ui_methods";
 
 export interface RoomOutputs {
   /** The live state changed (the whole of it is passed). */
@@ -174,7 +174,7 @@ export class VoiceRoom {
   serve(method: string, handler: (payload: string, caller: string) => Promise<string>): void {
     this.room.registerRpcMethod(method, async ({ callerIdentity, payload }) => {
       if (!this.room.getParticipantByIdentity(callerIdentity)?.isAgent) {
-        throw new RpcError(RpcError.ErrorCode.APPLICATION_ERROR, "only the agent may call this");
+        throw new RpcError(RpcError.ErrorCode.APPLICATION_ERROR, message("only_agent"));
       }
       try {
         return await handler(payload, callerIdentity);
