@@ -161,6 +161,27 @@ def run_command(
     page.evaluate(script, [command, args or {}])
 
 
+def run_in_kernel(page: Page, code: str) -> str:
+    """Run ``code`` in the open notebook's kernel, not in a cell; returns what it printed.
+
+    The kernel takes it once the running cell (if any) ends, as it takes any request.
+    """
+    return page.evaluate(
+        """async (code) => {
+            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            const future = kernel.requestExecute({ code, store_history: false });
+            let out = "";
+            future.onIOPub = (msg) => {
+                if (msg.header.msg_type === "stream") out += msg.content.text;
+                if (msg.header.msg_type === "error") out += msg.content.evalue;
+            };
+            await future.done;
+            return out;
+        }""",
+        code,
+    )
+
+
 def contrast(page: Page, selector: str) -> float:
     """WCAG contrast ratio of an element's text against the background behind it."""
     return page.evaluate(

@@ -35,6 +35,7 @@ from jupyterlab_browser import (
     open_notebook,
     playwright,
     run_command,
+    run_in_kernel,
 )
 from livekit import api, rtc
 from playwright.sync_api import Locator, Page, expect
@@ -235,20 +236,7 @@ class Bench:
 
     def kernel(self, code: str) -> str:
         """Run ``code`` in the notebook's kernel; returns what it printed."""
-        return self.page.evaluate(
-            """async (code) => {
-                const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-                const future = kernel.requestExecute({ code, store_history: false });
-                let out = "";
-                future.onIOPub = (msg) => {
-                    if (msg.header.msg_type === "stream") out += msg.content.text;
-                    if (msg.header.msg_type === "error") out += msg.content.evalue;
-                };
-                await future.done;
-                return out;
-            }""",
-            code,
-        )
+        return run_in_kernel(self.page, code)
 
 
 @pytest.fixture(scope="module")

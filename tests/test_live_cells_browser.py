@@ -1,5 +1,6 @@
 """Cells acting on a live conversation in JupyterLab: a %%role edit, a tool while a cell runs."""
 
+import json
 import os
 import re
 import shutil
@@ -8,7 +9,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from jupyterlab_browser import chromium, jupyterlab, open_notebook, playwright, run_command
+from jupyterlab_browser import (
+    chromium,
+    jupyterlab,
+    open_notebook,
+    playwright,
+    run_command,
+    run_in_kernel,
+)
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -140,6 +148,13 @@ def test_a_tool_updates_a_widget_while_a_cell_runs(lab_url, page):
     # the same call showed the order in the client, and the cell then finished normally
     expect(client(page).locator(".rico-panel-table")).to_contain_text("lemonade")
     expect(finished).to_contain_text("the order has 1 lines", timeout=20_000)
+    # the page reported the table it showed: the record has it, with the text as on screen
+    shown = client(page).locator(".rico-panel-table table").inner_text()
+    ui = "print(lab.log.ui.query(\"method == 'show_table'\").iloc[-1].to_json())"
+    row = json.loads(run_in_kernel(page, ui))
+    assert row["answer"] == "shown 2 rows" and row["role"] == "food_order"
+    on_screen = [" | ".join(line.split("\t")) for line in shown.splitlines() if line.strip()]
+    assert row["text"].splitlines() == [line.strip() for line in on_screen]
 
 
 def notebook_cells(page: Page) -> list[str]:

@@ -64,7 +64,7 @@ def documented_events() -> dict[str, list[str]]:
 def test_frames_have_their_documented_columns_and_dtypes_even_when_empty():
     log = Log()
     documented = documented_columns()
-    assert sorted(documented) == ["events", "notes", "sessions", "tool_calls", "turns"]
+    assert sorted(documented) == ["events", "notes", "sessions", "tool_calls", "turns", "ui"]
     for name, columns in documented.items():
         frame = getattr(log, name)
         assert set(columns) == set(frame.columns), f"lab.log.{name}: docs/record.md differs"

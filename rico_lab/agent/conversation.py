@@ -23,8 +23,9 @@ from livekit.agents.llm import ChatContext, ChatMessage
 from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
 
+from ..client_methods import CLIENT_METHODS
 from ..evaluation.record import Log
-from ..protocol import LATENCY_TOPIC
+from ..protocol import LATENCY_TOPIC, UI_TOPIC
 from ..roles import Role
 from .attributes import AgentAttributes
 from .model_choice import ModelChoice
@@ -98,6 +99,23 @@ def describe_error(error: object) -> str:
     if code:
         text += f" ({code})"
     return text
+
+
+def shown_report(report: Any) -> dict[str, str | None]:
+    """The fields of a client's ``rico_lab.ui`` report, checked (``ValueError`` if wrong).
+
+    A report is the client's word for what the user saw: a known method, text fields as
+    strings (``answer`` and ``error`` may be null), and nothing else.
+    """
+    if not isinstance(report, dict) or report.get("method") not in CLIENT_METHODS:
+        raise ValueError("not a report of a client method")
+    fields: dict[str, str | None] = {"method": report["method"]}
+    for key in ("title", "text", "answer", "error"):
+        value = report.get(key)
+        if not (isinstance(value, str) or (value is None and key in ("answer", "error"))):
+            raise ValueError(f"report field {key!r} must be a string")
+        fields[key] = value
+    return fields
 
 
 class Conversation:
@@ -315,16 +333,33 @@ class Conversation:
         self._write("error", message=message)
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
-        """The client's own measure of each reply's latency, sent over WebRTC."""
-        if packet.topic != LATENCY_TOPIC or packet.participant is None:
+        """What the user's client reports over WebRTC: latencies, and the panels it showed.
+
+        Only the client the session listens to is heard: another participant on these
+        topics is ignored, so nothing it sends lands in the record.
+        """
+        sender = packet.participant
+        if packet.topic not in (LATENCY_TOPIC, UI_TOPIC) or sender is None:
+            return
+        if sender.identity != self.client():
+            logger.warning("room %s: ignored a report from %s", self.room, sender.identity)
             return
         try:
-            measured = json.loads(packet.data)
-            latency, after = float(measured["latency_s"]), str(measured.get("after", ""))
+            report = json.loads(packet.data)
+            if packet.topic == LATENCY_TOPIC:
+                fields = {
+                    "latency_s": float(report["latency_s"]),
+                    "after": str(report.get("after", "")),
+                }
+            else:
+                fields = shown_report(report)
         except (ValueError, KeyError, TypeError):
-            logger.warning("room %s: unreadable latency report %r", self.room, packet.data[:200])
+            logger.warning("room %s: unreadable report %r", self.room, packet.data[:200])
             return
-        self._write("client_latency", latency_s=latency, after=after)
+        if packet.topic == LATENCY_TOPIC:
+            self._write("client_latency", **fields)
+        else:
+            self._write("ui", **self._where(), **fields)
 
     def _on_usage(self, event: SessionUsageUpdatedEvent) -> None:
         for usage in event.usage.model_usage:

@@ -30,6 +30,7 @@ EVENT_TYPES = {
     "error": "message",
     "client_latency": "latency_s, after (speech or text): measured in the client",
     "recap": "text, role, role_version, model: a summary written on request (lab.recap)",
+    "ui": "method, title, text, answer, error, role, role_version: a panel the client showed",
 }
 
 _SESSION_COLUMNS = [
@@ -44,6 +45,9 @@ _TURN_COLUMNS = [
     "session", "turn", "speaker", "text", "words", "started", "ended", "duration_s",
     "interrupted", "role", "role_version", "end_of_turn_delay_s", "ttft_s", "e2e_latency_s",
     "listener_latency_s",
+]  # fmt: skip
+_UI_COLUMNS = [
+    "session", "turn", "t", "method", "title", "text", "answer", "error", "role", "role_version",
 ]  # fmt: skip
 _TOOL_COLUMNS = [
     "session", "tool", "arguments", "result", "error", "ok", "started", "duration_s", "rpc_s",
@@ -243,6 +247,29 @@ class Log:
         return _typed(frame, times=("t",), categories={"session": None, "role": None})
 
     @property
+    def ui(self) -> pd.DataFrame:
+        """One row per panel the user's client showed, with the text as the user saw it.
+
+        ``turn`` is the user turn it followed (0: before the first one, as in the greeting),
+        so a row lines up with what the user said and the agent's reply to it.
+        """
+        rows = []
+        user_turns: dict[str, int] = {}
+        for e in self.records():
+            if e["type"] == "turn" and e.get("speaker") == "user":
+                user_turns[e["session"]] = user_turns.get(e["session"], 0) + 1
+            elif e["type"] == "ui":
+                row = {k: e.get(k) for k in _UI_COLUMNS}
+                rows.append(row | {"turn": user_turns.get(e["session"], 0), "t": e["t"]})
+        frame = pd.DataFrame(rows, columns=_UI_COLUMNS)
+        return _typed(
+            frame,
+            times=("t",),
+            categories={"session": None, "method": None, "role": None},
+            ints=("turn",),
+        )
+
+    @property
     def sessions(self) -> pd.DataFrame:
         """One row per conversation, the one in progress included (``ended`` is NaT)."""
         sessions: dict[str, dict[str, Any]] = {}
@@ -307,6 +334,8 @@ class Follow:
         self._log, self._session, self._read = log, session, 0
         self.replies: list[str] = []
         self.calls: list[dict[str, Any]] = []
+        #: the ``ui`` events: what the client showed
+        self.shown: list[dict[str, Any]] = []
 
     def update(self) -> Follow:
         """Take in the events logged since the last update; returns itself."""
@@ -319,6 +348,8 @@ class Follow:
                 self.replies.append(e.get("text", ""))
             elif e["type"] == "tool_call":
                 self.calls.append(e)
+            elif e["type"] == "ui":
+                self.shown.append(e)
         return self
 
 
