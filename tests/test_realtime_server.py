@@ -490,3 +490,36 @@ def test_agent_session_runs_a_tool_round_trip() -> None:
             await server.aclose()
 
     run(body())
+
+
+def test_a_cancel_with_no_reply_is_answered_quietly_and_other_errors_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The plugin cancels replies that just ended; OpenAI answers response_cancel_not_active.
+
+    The local model answers the same, without the warning that would print red in a cell.
+    """
+
+    async def body() -> None:
+        server = LocalRealtimeServer(api_key=KEY)
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                url = server.base_url.replace("http", "ws", 1) + "/realtime?model=gpt-realtime"
+                headers = {"Authorization": f"Bearer {KEY}"}
+                async with http.ws_connect(url, headers=headers) as ws:
+                    errors = []
+                    for event in ({"type": "response.cancel"}, {"type": "no.such.event"}):
+                        await ws.send_json(event)
+                        while (got := await ws.receive_json(timeout=5))["type"] != "error":
+                            pass
+                        errors.append(got["error"])
+        finally:
+            await server.aclose()
+        assert errors[0]["code"] == "response_cancel_not_active"
+        assert errors[0]["message"] == "Cancellation failed: no active response found"
+
+    with caplog.at_level("DEBUG", logger="rico_lab.local_model"):
+        run(body())
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "no.such.event" in warned[0], warned

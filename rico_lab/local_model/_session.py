@@ -47,6 +47,8 @@ from .script import (
 
 logger = logging.getLogger(__name__)
 
+#: Errors the session answers as OpenAI does, which are no trouble: logged at debug only.
+_HARMLESS_ERRORS = frozenset({"response_cancel_not_active"})
 _MIN_COMMIT_SAMPLES = INPUT_RATE // 10  # OpenAI refuses to commit less than 100 ms
 
 
@@ -146,7 +148,11 @@ class Session:
         param: str | None = None,
         event_id: str | None = None,
     ) -> None:
-        logger.warning("session %s: error %s: %s", self.id, code or type_, message)
+        # the plugin cancels replies that have just ended, and OpenAI answers the same:
+        # nothing is wrong, so nothing is shown (a warning prints red in a notebook cell)
+        harmless = code in _HARMLESS_ERRORS
+        log = logger.debug if harmless else logger.warning
+        log("session %s: error %s: %s", self.id, code or type_, message)
         error = {"type": type_, "code": code, "message": message, "param": param}
         await self._emit("error", error={**error, "event_id": event_id})
 
