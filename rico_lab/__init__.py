@@ -3,7 +3,8 @@
 from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerError
 from .evaluation.compare import Comparison, compare
 from .evaluation.record import Log, load_log
-from .evaluation.rehearsal import Rehearsal, Script
+from .evaluation.rehearsal import Rehearsal
+from .evaluation.script import Script
 from .lab import Lab
 from .local_model.script import LocalScript
 from .local_model.server import LocalRealtimeServer

@@ -17,6 +17,7 @@ from livekit import api
 from .agent.conversation import Conversation
 from .agent.host import Host, freeze_heap
 from .errors import LabError
+from .evaluation.judge import Judge
 from .evaluation.recap import transcript, write_recap
 from .evaluation.record import Log
 from .evaluation.rehearsal import rehearse
@@ -206,13 +207,20 @@ class Lab:
     def role(self, name: str) -> Role:
         """This lab's live copy of role ``name``, loaded from its roles folder on first use.
 
-        Every conversation with the role uses this one object: assign to its fields
-        (``lab.role("demo").instructions = ...``) and live conversations take the change on
-        their next turn. Raises :class:`RoleError` for an unknown or invalid role.
+        ``name`` may be the path of a role file anywhere; the role is then this lab's under
+        its own name too. Every conversation with the role uses this one object: assign to
+        its fields (``lab.role("demo").instructions = ...``) and live conversations take the
+        change on their next turn. Raises :class:`RoleError` for an unknown or invalid role.
         """
         if name not in self._roles:
-            self._roles[name] = load_role(name, self.roles_dir)
+            role = load_role(name, self.roles_dir)
+            self._roles[name] = self._roles.setdefault(role.name, role)
         return self._roles[name]
+
+    @property
+    def judge(self) -> Judge:
+        """Who judges a rehearsal's ``judge:`` expectations (see ``docs/evaluation.md``)."""
+        return self._host.models.judge
 
     def join(self, role: str = "demo", identity: str | None = None) -> JoinInfo:
         """Open a new conversation with ``role``: a fresh room the agent is dispatched into.

@@ -298,13 +298,22 @@ def roles(roles_dir: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def load_role(name: str, roles_dir: Path | None = None) -> Role:
-    """Load, validate and hash role ``name`` (see :func:`role_file` for where it is looked up).
+def load_role(name: str | Path, roles_dir: Path | None = None) -> Role:
+    """Load, validate and hash a role, by its name or by its file's path.
+
+    A name is looked up in ``roles_dir`` (see :func:`role_file`); a path (a ``Path``, or a
+    string ending in ``.yaml`` or holding a ``/``) is read wherever it is, a folder role's
+    ``role.yaml`` included.
 
     Raises:
         RoleError: the file is missing or invalid; the message names file, line and field.
     """
-    path = role_file(name, roles_dir)
+    if isinstance(name, Path) or name.endswith((".yaml", ".yml")) or os.sep in name:
+        path = Path(name)
+        if not path.is_file():
+            raise RoleError(f"no role file {path}")
+    else:
+        path = role_file(name, roles_dir)
     expected = path.parent.name if path.name == "role.yaml" else path.stem
     return parse_role(path.read_text(), path, expected_name=expected)
 

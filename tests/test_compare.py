@@ -1,9 +1,11 @@
 import math
 
+import pandas as pd
 import pytest
 
 import rico_lab
 from rico_lab.evaluation.record import Log
+from rico_lab.evaluation.rehearsal import Rehearsal
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +68,25 @@ def test_model_text_is_escaped_in_the_html():
     log = Log()
     talk(log, "x", "r", [("agent", "<img src=x onerror=alert(1)>", None)])
     assert "<img" not in rico_lab.compare(log)._repr_html_()
+
+
+def test_a_rehearsal_gives_pass_rates_per_kind_and_role_and_the_screen_in_the_transcripts(log):
+    log.write("a1", "ui", method="show_table", title="Menu", text="item\nsoup",
+              answer="shown 1 rows", error=None, role="terse", role_version="vterse")  # fmt: skip
+    results = pd.DataFrame(
+        {
+            "role": pd.Categorical(["terse", "terse", "chatty"]),
+            "expect_contains": [True, False, None],
+            "expect_shown": [None, True, False],
+            "expect_latency": [None, None, None],
+            "passed": [True, False, False],
+        }
+    )
+    comparison = rico_lab.compare(Rehearsal(results=results, log=log))
+    checks = comparison.checks
+    assert checks.loc["terse", "contains"] == 0.5 and checks.loc["terse", "shown"] == 1.0
+    assert checks.loc["chatty", "shown"] == 0.0 and math.isnan(checks.loc["chatty", "contains"])
+    assert math.isnan(checks.loc["terse", "latency"]) and checks.loc["terse", "passed"] == 0.5
+    assert "screen (show_table): Menu item / soup" in comparison.transcripts.loc[2, ("terse", "a1")]
+    assert "<table" in comparison._repr_html_()
+    assert rico_lab.compare(log).checks.empty  # a log alone has no expectations

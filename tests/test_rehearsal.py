@@ -1,10 +1,12 @@
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import rico_lab
 from rico_lab.errors import LabError
-from rico_lab.evaluation.rehearsal import Script
+from rico_lab.evaluation.script import Script
+from rico_lab.local_model.script import LocalScript
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROLES = ["demo", "food_order", "listener"]
@@ -17,16 +19,36 @@ def lab(tmp_path_factory):
 
 
 @pytest.mark.unit
-def test_a_bad_script_names_file_and_field(tmp_path):
+@pytest.mark.parametrize(
+    ("turn", "refusal"),
+    [
+        ("expect: {contians: x}", r"turn 1: field 'expect.contians': unknown field"),
+        ("expect: {shown: {method: show_map}}", r"turn 1: field 'expect.shown.method': 'show_map'"),
+        ("expect: {shown: {}}", r"turn 1: field 'expect.shown'"),
+        ("answer: [1, 2]", r"turn 1: field 'answer': \[1, 2\] is not of type"),
+        ("expect: {max_words: 0}", r"turn 1: field 'expect.max_words'"),
+        ("expect: {judge: ''}", r"turn 1: field 'expect.judge'"),
+    ],
+)
+def test_a_bad_script_names_file_turn_and_field(tmp_path, turn, refusal):
     path = tmp_path / "bad.yaml"
-    path.write_text("turns:\n  - say: hi\n    expect: {contians: x}\n")
-    with pytest.raises(LabError, match=r"bad.yaml: field 'turns.0.expect'.*'contians'"):
+    path.write_text(f"turns:\n  - say: hi\n    {turn}\n")
+    with pytest.raises(LabError, match=rf"bad.yaml: {refusal}"):
         Script.load(path)
-    path.write_text("turns: []\n")
-    with pytest.raises(LabError, match=r"bad.yaml: field 'turns'"):
+
+
+@pytest.mark.unit
+def test_scripts_read_as_written():
+    path = SCRIPTS / "bad.yaml"
+    with pytest.raises(LabError, match=r"bad.yaml: cannot read the script"):
         Script.load(path)
+    with pytest.raises(LabError, match=r"script: field 'turns'"):
+        Script.from_dict({"turns": []})
     script = Script.load(SCRIPTS / "five_turns.yaml")
     assert script.name == "five_turns" and script.turns[1].latency_s == 5
+    order = Script.load(SCRIPTS / "order_on_screen.yaml").turns
+    assert (order[1].answer, order[1].answered, order[0].answered) == ("2", True, False)
+    assert order[2].shown.method == "show_table" and order[3].no_tool == "show_menu"
 
 
 @pytest.mark.integration
@@ -68,3 +90,98 @@ def test_expectations_fail_where_the_role_cannot_do_it(lab):
         ("food_order", 2): (None, False),
     }
     assert list(results["passed"]) == [True, False, False, False]
+
+
+ORDER = SCRIPTS / "order_on_screen.yaml"
+
+
+@pytest.mark.integration
+def test_an_order_on_screen_rehearsed_as_the_user_sees_it(lab):
+    rehearsal = lab.rehearse(["food_order", "demo"], ORDER, progress=False)
+    results = rehearsal.results.set_index(["role", "turn"])
+    food = results.loc["food_order"]
+    assert food["passed"].all(), food.drop(columns=["session", "say"]).to_string()
+    calls = rehearsal.tool_calls.query("role == 'food_order'")
+    assert list(calls["tool"]) == ["show_menu", "ask_quantity", "add_item", "add_item"]
+    assert calls["ok"].all(), calls[["tool", "error"]].to_string()
+    assert calls.iloc[1]["result"] == "2"  # the scripted answer reached the model
+    assert pd.isna(food.loc[2, "judge"]) and food.loc[4, "judge"] == "local rule (no model)"
+    ui = rehearsal.log.ui.query("role == 'food_order'")
+    assert list(ui["method"]) == ["show_markdown", "ask", "show_table", "show_table"]
+    assert list(ui["turn"]) == [1, 2, 3, 4]
+    assert ui.iloc[0]["title"] == "Menu" and "apple cake\n3.00" in ui.iloc[0]["text"]
+    assert ui.iloc[1][["title", "text", "answer"]].tolist() == [
+        "How many apple cakes?",
+        "1 | 2 | 3",
+        "2",
+    ]
+    assert ui.iloc[2]["text"].splitlines()[1] == "apple cake | 2 | 6"  # as a page shows 6.0
+    assert "lemonade | 1 | 2.5" in ui.iloc[3]["text"]
+    # the same script against a role that has none of these tools: what should fail, fails
+    demo = results.loc["demo"]
+    assert not demo["expect_shown"].any() and not demo["expect_tool"].iloc[:3].any()
+    assert demo.loc[2, "expect_answered"] is False
+    assert (
+        "order_on_screen.yaml: turn 2: field 'answer': the agent asked nothing"
+        in (demo.loc[2, "problem"])
+    )
+    assert demo.loc[3, "expect_not_shown"] is True and not demo["passed"].any()
+    checks = rico_lab.compare(rehearsal).checks
+    assert checks.loc["food_order", "shown"] == 1.0 and checks.loc["demo", "shown"] == 0.0
+    assert checks.loc["demo", "answered"] == 0.0 and pd.isna(checks.loc["demo", "latency"])
+    transcripts = rico_lab.compare(rehearsal).transcripts
+    seen = transcripts.loc[2].xs("food_order", level="role").iloc[0]
+    assert "screen (ask): How many apple cakes? 1 | 2 | 3 -> 2" in seen
+
+
+@pytest.fixture(scope="module")
+def ordering_lab(tmp_path_factory):
+    """A lab whose local model calls the food order's tools on spoken turns 1-3."""
+    calls = {
+        1: ("show_menu", {"markdown": "- apple cake\n- lemonade"}),
+        2: ("ask_quantity", {"question": "How many?", "choices": ["1", "2"]}),
+        3: ("add_item", {"item": "lemonade", "quantity": 2}),
+    }
+    script = LocalScript(calls=calls)
+    with rico_lab.Lab(runs_dir=tmp_path_factory.mktemp("runs"), script=script) as lab:
+        yield lab
+
+
+@pytest.mark.integration
+def test_a_spoken_order_answers_on_screen_too(ordering_lab):
+    script = Script.from_dict(
+        {
+            "turns": [
+                {"say": "What is there?", "expect": {"shown": {"contains": "lemonade"}}},
+                {"say": "Lemonade.", "answer": 1, "expect": {"contains": "returned 2"}},
+                {"say": "That is all.", "expect": {"shown": {"contains": "lemonade | 2"}}},
+                {"say": "Thanks.", "expect": {"not_shown": {}, "no_tool": True}},
+            ]
+        }
+    )
+    results = ordering_lab.rehearse(["food_order"], script, mode="audio", progress=False).results
+    assert results["passed"].all(), results.drop(columns=["session"]).to_string()
+    assert [len(shown) for shown in results["shown"]] == [1, 1, 1, 0]
+
+
+@pytest.mark.integration
+def test_an_ask_left_unanswered_times_out_as_a_user_who_does_not_click(lab, tmp_path):
+    role = tmp_path / "asker.yaml"
+    role.write_text(
+        "name: asker\ninstructions: Ask.\ntools:\n"
+        "  - {name: pick, description: Pick one., ui: ask, timeout_s: 1}\n"
+    )
+    script = Script.from_dict(
+        {
+            "turns": [
+                {
+                    "say": '/call pick {"question": "Which?", "choices": ["a", "b"]}',
+                    "answer": None,
+                    "expect": {"contains": "did not answer"},
+                }
+            ]
+        }
+    )
+    results = lab.rehearse([str(role)], script, progress=False).results
+    assert results["passed"].all(), results.to_string()
+    assert results["expect_answered"].tolist() == [True]  # an ask came; the user chose not to

@@ -19,6 +19,7 @@ from livekit.plugins import openai
 
 from .._loop_thread import LoopThread
 from ..errors import ModelError
+from ..evaluation.judge import Judge, LocalRule, OpenAIJudge
 from ..local_model.script import LocalScript
 from ..local_model.server import LocalRealtimeServer
 from ..roles import Role
@@ -33,12 +34,15 @@ class ModelChoice:
     Attributes:
         label: ``"openai"`` or ``"local"``, what the voice client shows.
         make: A RealtimeModel for a role, with keyword overrides of the role's settings.
+        judge: Who judges a rehearsal's ``judge:`` expectations: a text model through the
+            same key with OpenAI, the documented local rule without.
         local: The local realtime server when it answers (None for OpenAI); it runs on the
             loop it was started on until :meth:`close`.
     """
 
     label: str
     make: Callable[..., RealtimeModel]
+    judge: Judge
     local: LocalRealtimeServer | None = None
 
     def close(self, loop: LoopThread) -> None:
@@ -55,12 +59,13 @@ def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -
     """
     openai_key = os.environ.get("OPENAI_API_KEY")
     if openai_key:
-        check_openai_key(os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL, openai_key)
+        base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
+        check_openai_key(base_url, openai_key)
 
         def make_openai(role: Role, **overrides: Any) -> RealtimeModel:
             return openai.realtime.RealtimeModel(**(role.realtime_options() | overrides))
 
-        return ModelChoice("openai", make_openai)
+        return ModelChoice("openai", make_openai, OpenAIJudge(openai_key, base_url))
 
     local_key = "rico-local-" + secrets.token_urlsafe(16)
     server = LocalRealtimeServer(api_key=local_key, script=script)
@@ -72,7 +77,7 @@ def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -
             base_url=url, api_key=local_key, **(role.realtime_options() | overrides)
         )
 
-    return ModelChoice("local", make_local, server)
+    return ModelChoice("local", make_local, LocalRule(), server)
 
 
 def check_openai_key(base_url: str, key: str) -> None:

@@ -1,4 +1,4 @@
-"""Roles side by side: a summary frame and the transcripts aligned by user turn."""
+"""Roles side by side: a summary, the expectations' pass rates, and the transcripts by turn."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .record import Log
+from .rehearsal import Rehearsal
 
 #: The summary's columns, in order; see :func:`compare`.
 SUMMARY_COLUMNS = [
@@ -18,34 +19,42 @@ SUMMARY_COLUMNS = [
 
 @dataclass(frozen=True)
 class Comparison:
-    """What :func:`compare` finds: ``summary`` (one row per group) and ``transcripts``.
+    """What :func:`compare` finds: ``summary``, ``checks`` and ``transcripts``.
 
+    ``summary`` has one row per group. ``checks`` (for a rehearsal; empty for a log) has
+    one row per role and, per kind of expectation, the share of the turns expecting it that
+    passed (NaN where no turn does), then ``passed``, the share of turns that passed all.
     ``transcripts`` has one row per user turn number (1st, 2nd, ... user turn of each
-    conversation) and, for each conversation, what the user said and what the agent
-    answered, so the same line of a rehearsal can be read across roles. In a notebook the
-    comparison shows as both tables.
+    conversation) and, for each conversation, what the user said, what the user's screen
+    showed and what the agent answered, so the same line of a rehearsal can be read across
+    roles. In a notebook the comparison shows as its tables.
     """
 
     summary: pd.DataFrame
     transcripts: pd.DataFrame
+    checks: pd.DataFrame
 
     def _repr_html_(self) -> str:
         cells = self.transcripts.map(lambda text: html.escape(str(text)).replace("\n", "<br>"))
+        checks = "" if self.checks.empty else self.checks.to_html(float_format="{:.0%}".format)
         return (
             "<div class='rico-comparison'>"
             + self.summary.to_html(float_format=lambda x: f"{x:.3g}")
+            + checks
             + cells.to_html(escape=False, na_rep="")
             + "</div>"
         )
 
 
-def compare(log: Log, by: str = "role") -> Comparison:
-    """Summarise ``log`` per ``by`` (``"role"``, ``"role_version"`` or ``"session"``).
+def compare(what: Log | Rehearsal, by: str = "role") -> Comparison:
+    """Summarise a log, or a rehearsal, per ``by`` (``"role"``, ``"role_version"``, ``"session"``).
 
     Summary columns: conversations, user and agent turns, mean words per agent turn, tool
     calls and the share that succeeded, p50/p95 of livekit's end-to-end latency of agent
-    turns (NaN where the model reports none), and interrupted agent turns.
+    turns (NaN where the model reports none), and interrupted agent turns. A rehearsal also
+    gives its expectations' pass rates per role (``checks``).
     """
+    log = what.log if isinstance(what, Rehearsal) else what
     turns, calls = log.turns, log.tool_calls
     if by not in ("role", "role_version", "session"):
         raise ValueError(f"compare by 'role', 'role_version' or 'session', not {by!r}")
@@ -69,15 +78,33 @@ def compare(log: Log, by: str = "role") -> Comparison:
     for column in ("sessions", "user_turns", "agent_turns", "tool_calls", "interruptions"):
         summary[column] = summary[column].fillna(0).astype("int64")
     summary.index.name = by
-    return Comparison(summary=summary, transcripts=_aligned(turns))
+    checks = _checks(what.results) if isinstance(what, Rehearsal) else pd.DataFrame()
+    return Comparison(summary=summary, transcripts=_aligned(turns, log.ui), checks=checks)
 
 
-def _aligned(turns: pd.DataFrame) -> pd.DataFrame:
+def _checks(results: pd.DataFrame) -> pd.DataFrame:
+    """Per role, the share of the turns expecting each kind that passed it."""
+    columns = {c: c.removeprefix("expect_") for c in results.columns if c.startswith("expect_")}
+    expected = results[list(columns)].rename(columns=columns)
+    rates = expected.apply(lambda column: column.dropna().astype(float))
+    rates["passed"] = results["passed"].astype(float)
+    frame = rates.groupby(results["role"].astype(str)).mean()
+    frame.index.name = "role"
+    return frame
+
+
+def _aligned(turns: pd.DataFrame, ui: pd.DataFrame) -> pd.DataFrame:
     """Transcripts aligned: row k holds each conversation's k-th user turn.
 
-    Each cell has what the user said and all the agent said until the next user turn;
-    the greeting is row 0.
+    Each cell has what the user said, what their screen showed (``screen:`` lines) and all
+    the agent said until the next user turn; the greeting is row 0.
     """
+    panels: dict[tuple[str, int], list[str]] = {}
+    for panel in ui.itertuples():
+        answer = f" -> {panel.answer}" if panel.method == "ask" and panel.answer else ""
+        seen = " ".join(filter(None, [panel.title, str(panel.text).replace("\n", " / ")]))
+        line = f"screen ({panel.method}): {seen}{answer}"
+        panels.setdefault((str(panel.session), int(panel.turn)), []).append(line)
     rows: dict[tuple[str, str], dict[int, str]] = {}
     for (session, role), talk in turns.groupby(["session", "role"], observed=True, sort=False):
         column = rows.setdefault((str(role), str(session)), {})
@@ -85,7 +112,8 @@ def _aligned(turns: pd.DataFrame) -> pd.DataFrame:
         for speaker, text in zip(talk["speaker"], talk["text"], strict=True):
             if speaker == "user":
                 k += 1
-                column[k] = f"user: {text}"
+                lines = [f"user: {text}", *panels.get((str(session), k), [])]
+                column[k] = "\n".join(lines)
             else:
                 column[k] = column.get(k, "") + ("\n" if k in column else "") + f"agent: {text}"
     frame = pd.DataFrame(rows).sort_index()
