@@ -29,7 +29,7 @@ SYSTEM_PACKAGES := espeak-ng chromium
 SYSTEM_STAMP := $(TOOLS)/.debian-$(subst $(eval) ,-,$(SYSTEM_PACKAGES))
 # the widget module and the web page's script, built together from widgets/src/ (TypeScript,
 # CSS, the worklet) and what it shares with Python: the protocol's keys, the methods' rules
-BUNDLE := rico_lab/static/voice_client.js rico_lab/static/page.js
+BUNDLE := rico_lab/static/voice_client.js rico_lab/static/page.js rico_lab/static/player.js
 WIDGET_SOURCES := $(wildcard widgets/src/*) rico_lab/protocol.json rico_lab/client_methods.json \
 	widgets/build.mjs widgets/tsconfig.json
 

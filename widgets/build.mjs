@@ -1,6 +1,7 @@
-// Bundles the two browser modules into ../rico_lab/static/: voice_client.js (src/index.ts,
-// one self-contained ES module, which anywidget loads as _esm) and page.js (src/page.ts, the
-// web page's script, which loads ./voice_client.js beside it rather than a copy of it).
+// Bundles the browser modules into ../rico_lab/static/: voice_client.js (src/index.ts, one
+// self-contained ES module, which anywidget loads as _esm), page.js (src/page.ts, the web
+// page's script, which loads ./voice_client.js beside it rather than a copy of it) and
+// player.js (src/player.ts, the player widget's _esm).
 // CSS and the audio worklet's source come in as text. `--watch` rebuilds on every change;
 // `--tests` compiles test/*.test.ts for `node --test` instead.
 
@@ -54,6 +55,7 @@ const builds = process.argv.includes("--tests")
         outfile: `${STATIC}/page.js`,
         plugins: [widgetBeside],
       },
+      { ...common, entryPoints: ["src/player.ts"], outfile: `${STATIC}/player.js` },
     ].map((options) => ({ ...options, minify: !watch }));
 
 if (watch) {
