@@ -21,6 +21,7 @@ from .evaluation.judge import Judge
 from .evaluation.recap import transcript, write_recap
 from .evaluation.record import Log
 from .evaluation.rehearsal import rehearse
+from .evaluation.replay import replay
 from .livekit_server import LiveKitServer, check_livekit, livekit_from_env
 from .local_model.script import LocalScript
 from .local_model.server import LocalRealtimeServer
@@ -30,6 +31,7 @@ from .protocol import AGENT_NAME, JoinInfo, join_token, role_metadata
 from .roles import Role, default_roles_dir, load_role
 
 if TYPE_CHECKING:
+    from .notebook.player import Player
     from .notebook.voice_client import VoiceClient
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class Lab:
             while this lab is open, so a cell computing in pure Python does not stall the
             agent's speech for seconds (the cell gets about a quarter less done); False
             keeps Python's 5 ms.
+        record_audio: record each conversation's audio, both sides in one stereo OGG
+            beside its runs file (``lab.log.sessions["audio"]``).
 
     Raises:
         LabError: a part could not start; the message says which and what to do.
@@ -74,6 +78,7 @@ class Lab:
         script: LocalScript | None = None,
         timeout: float = 30.0,
         smooth_busy_cells: bool = True,
+        record_audio: bool = True,
     ) -> None:
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
         runs = Path(runs_dir) if runs_dir is not None else self.roles_dir.parent / "runs"
@@ -86,6 +91,7 @@ class Lab:
             load_role=self.role,
             handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
             server_log=lambda: self.livekit_server.log_tail() if self.livekit_server else "",
+            record_audio=record_audio,
         )
         #: every event of every conversation, as DataFrames (``lab.log.turns``, ...) and as
         #: one JSON-lines file per conversation in ``runs_dir``
@@ -267,6 +273,20 @@ class Lab:
     #: ``lab.rehearse(roles, script, mode=...)``: see
     #: :func:`rico_lab.evaluation.rehearsal.rehearse`
     rehearse = rehearse
+
+    #: ``lab.replay(session, roles)``: the recorded user of ``session``, said again to each
+    #: role; see :func:`rico_lab.evaluation.replay.replay`
+    replay = replay
+
+    def listen(self, session: str) -> Player:
+        """A player of conversation ``session``'s recording, to show in the cell output.
+
+        Both sides' waveforms, each turn on the timeline; click a turn to hear it from
+        there (see :class:`rico_lab.notebook.player.Player`).
+        """
+        from .notebook.player import Player  # anywidget loads only when needed
+
+        return Player.of(self.log, session)
 
     def recap(self, session: str, *, timeout: float = 60.0) -> str:
         """Summarise conversation ``session`` (its room) with its role's ``recap`` prompt.

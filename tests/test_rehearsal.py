@@ -185,3 +185,11 @@ def test_an_ask_left_unanswered_times_out_as_a_user_who_does_not_click(lab, tmp_
     results = lab.rehearse([str(role)], script, progress=False).results
     assert results["passed"].all(), results.to_string()
     assert results["expect_answered"].tolist() == [True]  # an ask came; the user chose not to
+
+
+@pytest.mark.integration
+def test_an_answer_no_role_asks_for_is_refused_naming_file_turn_and_field(lab, tmp_path):
+    path = tmp_path / "no_question.yaml"
+    path.write_text("turns:\n  - say: hello\n  - say: and now?\n    answer: Tuesday\n")
+    with pytest.raises(LabError, match=r"no_question.yaml: turn 2: field 'answer': the agent"):
+        lab.rehearse(["demo"], path, progress=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from livekit import api
@@ -54,6 +55,7 @@ class Host:
         load_role: The role a room names ("" when it names none).
         handlers: The notebook's handlers for a tool (``@lab.on_tool``), looked up per call.
         server_log: The last lines of the LiveKit server's log, when this process runs it.
+        record_audio: Whether each conversation records its audio beside its record.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Host:
         load_role: Callable[[str], Role],
         handlers: Callable[[str], list[Callable[..., Any]]] = lambda _tool: [],
         server_log: Callable[[], str] = lambda: "",
+        record_audio: bool = True,
     ) -> None:
         self.loop = LoopThread(thread)
         self.log = log
@@ -76,6 +79,7 @@ class Host:
         self.worker: Worker | None = None
         self._models: ModelChoice | None = None
         self._load_role, self._handlers, self._server_log = load_role, handlers, server_log
+        self.record_audio = record_audio
         self._livekit = ("", "", "")
 
     def start(
@@ -128,6 +132,10 @@ class Host:
     def load_role(self, name: str) -> Role:
         """The role ``name`` (a room's), as the host's owner loads it."""
         return self._load_role(name)
+
+    def audio_file(self, room: str) -> Path | None:
+        """A new OGG beside the room's runs file; None when not recording (or no folder)."""
+        return self.log.new_audio_file(room) if self.record_audio else None
 
     def server_log(self) -> str:
         """The last lines of the embedded LiveKit server's log; "" without one."""

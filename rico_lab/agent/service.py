@@ -38,6 +38,7 @@ class Service:
         http_port: The health-check port (``GET /`` answers 200 while registered).
         script: What the local model says, when it answers (no ``OPENAI_API_KEY``).
         timeout: Seconds each part may take to start.
+        record_audio: Record each conversation's audio beside its record (stereo OGG).
 
     Raises:
         LabError: the server is unreachable or refuses the key, the default role is invalid,
@@ -63,9 +64,15 @@ class Service:
         http_port: int = 8081,
         script: LocalScript | None = None,
         timeout: float = 30.0,
+        record_audio: bool = True,
     ) -> None:
         self.url, self.roles_dir, self.default_role = url, roles_dir, role
-        self._host = Host(thread="rico_lab.service", log=Log(runs_dir), load_role=self._load_role)
+        self._host = Host(
+            thread="rico_lab.service",
+            log=Log(runs_dir),
+            load_role=self._load_role,
+            record_audio=record_audio,
+        )
         self.log = self._host.log
         self.errors = self._host.errors
         self.conversations: dict[str, Conversation] = self._host.conversations

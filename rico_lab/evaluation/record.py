@@ -31,12 +31,13 @@ EVENT_TYPES = {
     "client_latency": "latency_s, after (speech or text): measured in the client",
     "recap": "text, role, role_version, model: a summary written on request (lab.recap)",
     "ui": "method, title, text, answer, error, role, role_version: a panel the client showed",
+    "recording": "file, started, duration_s: the conversation's audio, whole once this is written",
 }
 
 _SESSION_COLUMNS = [
     "session", "role", "role_version", "model", "user", "started", "ended", "duration_s",
     "end_reason", "user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors",
-    "errors", "recap", "file",
+    "errors", "recap", "file", "audio",
 ]  # fmt: skip
 _SESSION_COUNTS = (
     "user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors", "errors",
@@ -110,6 +111,28 @@ class Log:
             for file in self._files.values():
                 file.close()
             self._files.clear()
+
+    def new_audio_file(self, session: str) -> Path | None:
+        """Where ``session``'s next audio recording goes: beside its runs file, as ``.ogg``.
+
+        A conversation its LiveKit server cut off and a fresh agent resumed records a
+        second file (``-2.ogg``), so neither overwrites the other. None without a folder,
+        or before the session has written its first event.
+        """
+        with self._lock:
+            runs_file = self._paths.get(session)
+        if runs_file is None:
+            return None
+        path, n = runs_file.with_suffix(".ogg"), 1
+        while path.exists():
+            n += 1
+            path = runs_file.with_name(f"{runs_file.stem}-{n}.ogg")
+        return path
+
+    def file_of(self, session: str) -> Path | None:
+        """The runs file of ``session`` (None if it has none: a log without a folder)."""
+        with self._lock:
+            return self._paths.get(session)
 
     def records(self, session: str | None = None) -> list[dict[str, Any]]:
         """The events as the runs files hold them (of ``session`` only, if given), in order."""
@@ -278,7 +301,7 @@ class Log:
                 sessions[e["session"]] = (
                     dict.fromkeys(_SESSION_COLUMNS)
                     | dict.fromkeys(_SESSION_COUNTS, 0)
-                    | {"session": e["session"], "started": e["t"], "file": ""}
+                    | {"session": e["session"], "started": e["t"], "file": "", "audio": ""}
                 )
             row = sessions[e["session"]]
             kind = e["type"]
@@ -302,8 +325,13 @@ class Log:
                 row["errors"] += 1
             elif kind == "recap":
                 row["recap"] = e.get("text")
+            elif kind == "recording" and not row["audio"]:
+                row["audio"] = e.get("file")
         for name, row in sessions.items():
-            row["file"] = str(self._paths.get(name, row["file"] or ""))
+            runs_file = self._paths.get(name)
+            row["file"] = str(runs_file or "")
+            audio = row["audio"]
+            row["audio"] = str(runs_file.parent / audio) if audio and runs_file else ""
             if row["ended"] is not None:
                 row["duration_s"] = row["ended"] - row["started"]
         frame = pd.DataFrame(list(sessions.values()), columns=_SESSION_COLUMNS)

@@ -110,13 +110,14 @@ def rehearse(
 
     An ``answer`` the agent gave no occasion for (it asked nothing in that turn, or offered
     other choices) fails the row's ``expect_answered``, and ``problem`` says why, naming
-    the file, turn and field: another role may well ask.
+    the file, turn and field, where another rehearsed role did ask; where none did, the
+    script is refused.
 
     Raises:
-        LabError: the script is malformed (naming its file, turn and field), a role does not
-            load, or a reply never came.
+        LabError: the script is malformed, or has an ``answer`` no role gave occasion for
+            (naming its file, turn and field); a role does not load; or a reply never came.
     """
-    if mode not in ("text", "audio"):
+    if mode not in ("text", "audio", "replay"):
         raise ValueError(f"mode is 'text' or 'audio', not {mode!r}")
     if not isinstance(script, Script):
         script = Script.load(script)
@@ -148,8 +149,20 @@ def rehearse(
             rows = [row for rows in pool.map(one, roles) for row in rows]
     finally:
         bar.close()
+    _refuse_answers_without_occasion(rows)
     sessions = {row["session"] for row in rows}
     return Rehearsal(results=_results_frame(rows), log=lab.log.of(sessions))
+
+
+def _refuse_answers_without_occasion(rows: list[dict[str, Any]]) -> None:
+    """An ``answer`` that no rehearsed role gave occasion for is the script's mistake."""
+    by_turn: dict[int, list[str | None]] = {}
+    for row in rows:
+        if row["expect_answered"] is not None:
+            by_turn.setdefault(row["turn"], []).append(row["problem"])
+    for problems in by_turn.values():
+        if all(problems):
+            raise LabError(str(problems[0]))
 
 
 @dataclass
@@ -175,7 +188,12 @@ class _User:
             )
             before = len(record.replies), len(record.calls), len(record.shown)
             self.client.will_answer(turn.answer, given=turn.answered)
-            ended = participant.type(turn.say) if mode == "text" else participant.speak(turn.say)
+            if turn.audio is not None:
+                ended = participant.say(turn.audio)
+            elif mode == "audio":
+                ended = participant.speak(turn.say)
+            else:
+                ended = participant.type(turn.say)
             _wait(
                 lambda n=before[0]: len(record.update().replies) > n,
                 timeout,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from .._jsonschema import jsonschema
@@ -104,6 +105,8 @@ class Turn:
             as the lab's judge reads it.
         no_tool: The reply calls no tool (True), or not this one.
         max_words: The reply says at most this many words.
+        audio: What the user says, as recorded (int16 at 24 kHz): a replayed spoken turn,
+            said as it was instead of typed or synthesized from ``say``.
     """
 
     say: str
@@ -119,6 +122,7 @@ class Turn:
     judge: str | None = None
     no_tool: bool | str | None = None
     max_words: int | None = None
+    audio: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,159 @@
+"""Replay a recorded user against other roles: their own voice, their own words, in order.
+
+A conversation's recording (``lab.log.sessions["audio"]``) holds the user on its left
+channel, on the record's timeline. A replay cuts that channel into the user's turns by the
+record's timestamps and says each one, the real recorded audio, into a new conversation
+with each role, waiting for each reply as a rehearsal does; a turn the user typed is typed
+again. The results are a rehearsal's, and the log holds the original too, so
+``rico_lab.compare(replay)`` lines the original and the replays up by user turn.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from ..errors import LabError
+from .participant import RATE
+from .rehearsal import Rehearsal, Stage, rehearse
+from .script import Script, Turn
+
+#: Audio kept around a spoken turn's stretch of speech, so its first and last sounds survive.
+_LEAD_S, _TAIL_S = 0.3, 0.3
+#: int16 RMS of a 20 ms block of speech on the user's channel (the microphone's silence is 0).
+_SPEECH_RMS = 300.0
+#: Pauses inside one spoken turn are shorter; sounds shorter than this are no turn.
+_PAUSE_S, _SHORTEST_S = 0.5, 0.2
+#: How long after its speech ended a spoken turn enters the record, at most: the model's
+#: end-of-turn silence and its commit.
+_TURN_AFTER_SPEECH_S = 3.0
+
+
+def replay(
+    lab: Stage,
+    session: str,
+    roles: list[str],
+    *,
+    parallel: int = 3,
+    reply_timeout_s: float = 30.0,
+    progress: bool = True,
+) -> Rehearsal:
+    """Say the user turns of recorded conversation ``session`` to each of ``roles``.
+
+    Returns a :class:`~rico_lab.evaluation.rehearsal.Rehearsal` (``mode`` "replay"; ``say``
+    is what the record says the user said), whose log holds the original conversation
+    beside the replays.
+
+    Raises:
+        LabError: no such conversation, no recording of it, or no user turn in it.
+    """
+    if not lab.log.records(session):
+        raise LabError(f"replay: no conversation {session!r} in the log")
+    recording = _finished_recording(lab, session, reply_timeout_s)
+    events = lab.log.records(session)
+    runs_file = lab.log.file_of(session)
+    if runs_file is None:
+        raise LabError(f"replay: conversation {session!r} has no runs folder to read it from")
+    user = _user_channel(runs_file.parent / recording["file"])
+    said = _speech_spans(user, float(recording["started"]))
+    turns = [
+        _turn(e, user, float(recording["started"]), said)
+        for e in events
+        if e["type"] == "turn" and e.get("speaker") == "user"
+    ]
+    if not turns:
+        raise LabError(f"replay: conversation {session!r} has no user turn to replay")
+    script = Script(turns=tuple(turns), name=f"replay of {session}", where=session)
+    replayed = rehearse(
+        lab,
+        roles,
+        script,
+        mode="replay",
+        parallel=parallel,
+        reply_timeout_s=reply_timeout_s,
+        progress=progress,
+    )
+    sessions = {*replayed.results["session"], session}
+    return Rehearsal(results=replayed.results, log=lab.log.of(sessions))
+
+
+def _finished_recording(lab: Stage, session: str, timeout: float) -> dict[str, Any]:
+    """The ``recording`` event, written once the file is whole: as the conversation ends.
+
+    A conversation whose user just left (a rehearsal that returned) is still closing: its
+    recording comes within moments.
+    """
+
+    def found() -> dict[str, Any] | None:
+        return next((e for e in lab.log.records(session) if e["type"] == "recording"), None)
+
+    def ended() -> bool:
+        return any(e["type"] == "session_ended" for e in lab.log.records(session))
+
+    deadline = time.monotonic() + timeout
+    while (recording := found()) is None:
+        if time.monotonic() > deadline:
+            live = "" if ended() else " (it is still going on: a recording is whole once it ends)"
+            raise LabError(f"replay: conversation {session!r} has no recording{live}")
+        time.sleep(0.1)
+    return recording
+
+
+def _turn(
+    event: dict[str, Any], user: np.ndarray, started: float, said: list[tuple[float, float]]
+) -> Turn:
+    """A spoken turn as recorded, a typed one as text.
+
+    A user turn enters the record once the model has taken it: just after its speech ended,
+    or at once when typed. So a turn is spoken when a stretch of speech on the user's
+    channel ended shortly before it; that stretch (taken once) is what is said again.
+    """
+    text = event.get("text") or ""
+    at = float(event["t"])  # when it entered the record
+    heard = [span for span in said if at - _TURN_AFTER_SPEECH_S <= span[1] <= at + 0.2]
+    if not heard:
+        return Turn(say=text or "(an empty turn)")
+    first, last = heard[-1]
+    said.remove(heard[-1])
+    lo, hi = int((first - started - _LEAD_S) * RATE), int((last - started + _TAIL_S) * RATE)
+    return Turn(say=text or "(speech)", audio=user[max(lo, 0) : max(hi, 0)])
+
+
+def _speech_spans(user: np.ndarray, started: float) -> list[tuple[float, float]]:
+    """Where the user's channel holds speech: (start, end) epoch seconds, in order.
+
+    Loud 20 ms blocks, joined across pauses shorter than a turn's end of speech, so one
+    spoken turn is one stretch.
+    """
+    block = RATE // 50
+    whole = user[: user.size - user.size % block].astype(np.float64).reshape(-1, block)
+    loud = np.flatnonzero(np.sqrt((whole**2).mean(axis=1)) > _SPEECH_RMS)
+    spans: list[tuple[float, float]] = []
+    for i in loud:
+        at = started + i * block / RATE
+        if spans and at - spans[-1][1] <= _PAUSE_S:
+            spans[-1] = (spans[-1][0], at + block / RATE)
+        else:
+            spans.append((at, at + block / RATE))
+    return [(a, b) for a, b in spans if b - a >= _SHORTEST_S]
+
+
+def _user_channel(path: Path) -> np.ndarray:
+    """The recording's left channel (the user), as int16 at the participant's rate."""
+    if not path.is_file():
+        raise LabError(f"replay: the recording {path} is gone")
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    chunks = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            left = frame.to_ndarray()[:1].astype(np.float32)
+            mono = av.AudioFrame.from_ndarray(left, format="fltp", layout="mono")
+            mono.sample_rate = frame.sample_rate
+            chunks += [f.to_ndarray()[0] for f in resampler.resample(mono)]
+        chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
