@@ -81,7 +81,7 @@ def _worker(args: argparse.Namespace) -> int:
         agent_name=args.agent_name,
         load_threshold=args.load_threshold,
         http_port=args.http_port,
-        record_audio=not args.no_audio,
+        record_audio=args.audio,
     )
     # from here on, a signal drains (while starting, it simply stops the process)
     stop = threading.Event()
@@ -159,9 +159,9 @@ def _parser() -> argparse.ArgumentParser:
         "--http-port", type=int, default=8081, help="health check port (default: %(default)s)"
     )
     worker.add_argument(
-        "--no-audio",
+        "--audio",
         action="store_true",
-        help="record no audio (by default each conversation's is an .ogg beside its record)",
+        help="keep each conversation's audio, an .ogg beside its record (see performance.md)",
     )
     worker.add_argument(
         "--drain-timeout",

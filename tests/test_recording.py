@@ -59,7 +59,7 @@ def loudness(path: Path) -> tuple[np.ndarray, int]:
 
 
 def test_the_audio_of_a_conversation_lands_beside_its_record(tmp_path):
-    with rico_lab.Lab(runs_dir=tmp_path) as lab:
+    with rico_lab.Lab(runs_dir=tmp_path, record_audio=True) as lab:
         room = talk(lab)
         deadline = time.monotonic() + 15
         while not lab.log.sessions.set_index("session").loc[room, "audio"]:
@@ -89,8 +89,8 @@ def test_the_audio_of_a_conversation_lands_beside_its_record(tmp_path):
     assert rico_lab.load_log(tmp_path).sessions.loc[0, "audio"] == str(audio)
 
 
-def test_a_lab_can_record_no_audio(tmp_path):
-    with rico_lab.Lab(runs_dir=tmp_path, record_audio=False) as lab:
+def test_a_lab_records_no_audio_unless_asked(tmp_path):
+    with rico_lab.Lab(runs_dir=tmp_path) as lab:
         room = talk(lab)
         assert lab.log.sessions.set_index("session").loc[room, "audio"] == ""
     assert not list(tmp_path.glob("*.ogg")) and list(tmp_path.glob("*.jsonl"))

@@ -17,7 +17,7 @@ def heard_s(reply: str) -> float:
 
 
 def test_a_recorded_conversation_replays_against_two_other_roles(tmp_path):
-    with rico_lab.Lab(runs_dir=tmp_path) as lab:
+    with rico_lab.Lab(runs_dir=tmp_path, record_audio=True) as lab:
         original = talk(lab, turns=4)  # spoken, typed, spoken, typed
         replay = lab.replay(original, ["food_order", "listener"], progress=False)
         results = replay.results

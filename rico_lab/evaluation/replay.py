@@ -97,8 +97,12 @@ def _finished_recording(lab: Stage, session: str, timeout: float) -> dict[str, A
     deadline = time.monotonic() + timeout
     while (recording := found()) is None:
         if time.monotonic() > deadline:
-            live = "" if ended() else " (it is still going on: a recording is whole once it ends)"
-            raise LabError(f"replay: conversation {session!r} has no recording{live}")
+            why = (
+                "a lab keeps audio with Lab(record_audio=True)"
+                if ended()
+                else "it is still going on: a recording is whole once it ends"
+            )
+            raise LabError(f"replay: conversation {session!r} has no recording ({why})")
         time.sleep(0.1)
     return recording
 
