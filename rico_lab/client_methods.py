@@ -54,8 +54,6 @@ class Call:
     shown: Shown
     #: the answer, for every method but ``ask`` (whose answer is the user's)
     answer: str | None
-    #: for ``ask``: the choices offered, or the form's field names (None for a form)
-    choices: list[str] | None = None
 
 
 def message(key: str, **values: object) -> str:
@@ -182,7 +180,6 @@ _CHECKS = {
 def _call(method: str, values: dict[str, Any]) -> Call:
     """What the checked call shows (text as the page reports it) and answers."""
     title = values.get("title", "")
-    choices = None
     if method == "show_markdown":
         text = _markdown_text(values["markdown"])
     elif method == "show_table":
@@ -198,8 +195,7 @@ def _call(method: str, values: dict[str, Any]) -> Call:
         text = values["alt"]
     elif method == "ask":
         title = values["question"]
-        choices = values.get("choices")
-        labels = choices or [field["label"] for field in values["fields"]]
+        labels = values.get("choices") or [field["label"] for field in values["fields"]]
         text = " | ".join(labels)
     elif method == "end_session":
         text = values["reason"]
@@ -208,7 +204,7 @@ def _call(method: str, values: dict[str, Any]) -> Call:
     template = _SPEC["methods"][method]["answer"]
     answer = None if method == "ask" else fill(template, rows=len(values.get("rows", ())))
     shown = Shown(method, normalized(title), normalized(text))
-    return Call(method, values, shown, answer, choices)
+    return Call(method, values, shown, answer)
 
 
 def _cell_text(cell: Any) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from livekit import api
 
-from rico_lab.evaluation.participant import Participant
+from rico_lab.errors import LabError
+from rico_lab.evaluation.participant import Participant, wait_until
 
 T = TypeVar("T")
 
@@ -39,7 +40,17 @@ def in_room(url: str, api_key: str, api_secret: str, room: str) -> list[api.Part
 
 
 class VoiceParticipant(Participant):
-    """The one participant, knowing what the local model says when it greets and replies."""
+    """The one participant, knowing what the local model says, and failing as a test does."""
+
+    def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = 20.0) -> None:
+        """Wait until ``predicate()``; on timeout, raise saying what was said and heard."""
+        try:
+            wait_until(predicate, timeout, what)
+        except LabError:
+            raise AssertionError(
+                f"timed out waiting for {what}; agent said {self.agent_lines()!r}, "
+                f"{self.speech_seconds():.1f} s of speech heard"
+            ) from None
 
     def greeted(self) -> bool:
         """The local model's greeting was spoken in full."""

@@ -382,19 +382,17 @@ class Conversation:
         try:
             report = json.loads(packet.data)
             if packet.topic == LATENCY_TOPIC:
+                kind = "client_latency"
                 fields = {
                     "latency_s": float(report["latency_s"]),
                     "after": str(report.get("after", "")),
                 }
             else:
-                fields = shown_report(report)
+                kind, fields = "ui", {**self._where(), **shown_report(report)}
         except (ValueError, KeyError, TypeError):
             logger.warning("room %s: unreadable report %r", self.room, packet.data[:200])
             return
-        if packet.topic == LATENCY_TOPIC:
-            self._write("client_latency", **fields)
-        else:
-            self._write("ui", **self._where(), **fields)
+        self._write(kind, **fields)
 
     def _on_usage(self, event: SessionUsageUpdatedEvent) -> None:
         for usage in event.usage.model_usage:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from livekit import rtc
@@ -121,7 +121,7 @@ class HeadlessClient:
     @staticmethod
     def _fit(call: Call, answer: Answer) -> str:
         """The answer as the voice client would send it, or why it cannot be given."""
-        choices = call.choices
+        choices = call.arguments.get("choices")
         if choices is not None:
             if isinstance(answer, bool) or not isinstance(answer, str | int):
                 raise AnswerRefused(f"the agent offered choices {choices}: answer one of them")
@@ -154,13 +154,7 @@ class HeadlessClient:
     async def _report(self, agent: str, call: Call, answer: str | None, error: str | None) -> None:
         """Tell the agent what the user saw, as the page does (a lost report is only logged)."""
         shown = call.shown
-        report = {
-            "method": shown.method,
-            "title": shown.title,
-            "text": shown.text,
-            "answer": answer,
-            "error": error,
-        }
+        report = asdict(shown) | {"answer": answer, "error": error}
         try:
             await self._participant.room.local_participant.publish_data(
                 json.dumps(report), reliable=True, destination_identities=[agent], topic=UI_TOPIC

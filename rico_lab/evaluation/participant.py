@@ -285,16 +285,6 @@ class Participant:
         """The agent's transcribed lines, in order."""
         return [text for who, text in self.transcripts if who != self.info.identity and text]
 
-    def wait_for(self, what: str, predicate: Callable[[], object], timeout: float = 20.0) -> None:
-        """Wait until ``predicate()``; on timeout, raise saying what was said and heard."""
-        try:
-            wait_until(predicate, timeout, what)
-        except LabError:
-            raise AssertionError(
-                f"timed out waiting for {what}; agent said {self.agent_lines()!r}, "
-                f"{self.speech_seconds():.1f} s of speech heard"
-            ) from None
-
     # RPC, either way
 
     def handle_rpc(self, method: str, reply: str) -> list[dict[str, Any]]:

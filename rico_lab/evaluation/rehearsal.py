@@ -226,8 +226,9 @@ class _User:
     def _answer_problem(self, script: Script, number: int, turn: Turn) -> str | None:
         """Why the turn's ``answer`` could not be given: no question, or none it fits.
 
-        Not a refusal of the script: another role may ask, or offer other choices; the row
-        says which field of which turn of which file, and fails ``expect_answered``.
+        The row says which field of which turn of which file, and fails
+        ``expect_answered``: another role may ask, or offer other choices. Only when no
+        role did is the script refused (:func:`_refuse_answers_without_occasion`).
         """
         if self.client.refused_answers:
             return str(script.refuse(number, "answer", self.client.refused_answers[0]))

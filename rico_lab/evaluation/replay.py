@@ -18,14 +18,12 @@ import av
 import numpy as np
 
 from ..errors import LabError
-from .participant import RATE
+from .participant import BLOCK, RATE, SPEECH_RMS, block_rms
 from .rehearsal import Rehearsal, Stage, rehearse
 from .script import Script, Turn
 
 #: Audio kept around a spoken turn's stretch of speech, so its first and last sounds survive.
 _LEAD_S, _TAIL_S = 0.3, 0.3
-#: int16 RMS of a 20 ms block of speech on the user's channel (the microphone's silence is 0).
-_SPEECH_RMS = 300.0
 #: Pauses inside one spoken turn are shorter; sounds shorter than this are no turn.
 _PAUSE_S, _SHORTEST_S = 0.5, 0.2
 #: How long after its speech ended a spoken turn enters the record, at most: the model's
@@ -87,24 +85,22 @@ def _finished_recording(lab: Stage, session: str, timeout: float) -> dict[str, A
     A conversation whose user just left (a rehearsal that returned) is still closing: its
     recording comes within moments.
     """
-
-    def found() -> dict[str, Any] | None:
-        return next((e for e in lab.log.records(session) if e["type"] == "recording"), None)
-
-    def ended() -> bool:
-        return any(e["type"] == "session_ended" for e in lab.log.records(session))
-
-    deadline = time.monotonic() + timeout
-    while (recording := found()) is None:
+    deadline, read, ended = time.monotonic() + timeout, 0, False
+    while True:
+        new = lab.log.since(read)  # each event read once, however long the log
+        read += len(new)
+        for e in new:
+            if e["session"] == session and e["type"] == "recording":
+                return e
+            ended = ended or (e["session"] == session and e["type"] == "session_ended")
         if time.monotonic() > deadline:
             why = (
                 "a lab keeps audio with Lab(record_audio=True)"
-                if ended()
+                if ended
                 else "it is still going on: a recording is whole once it ends"
             )
             raise LabError(f"replay: conversation {session!r} has no recording ({why})")
         time.sleep(0.1)
-    return recording
 
 
 def _turn(
@@ -130,19 +126,17 @@ def _turn(
 def _speech_spans(user: np.ndarray, started: float) -> list[tuple[float, float]]:
     """Where the user's channel holds speech: (start, end) epoch seconds, in order.
 
-    Loud 20 ms blocks, joined across pauses shorter than a turn's end of speech, so one
-    spoken turn is one stretch.
+    Loud 10 ms blocks (as loud as the participant takes speech to be), joined across pauses
+    shorter than a turn's end of speech, so one spoken turn is one stretch.
     """
-    block = RATE // 50
-    whole = user[: user.size - user.size % block].astype(np.float64).reshape(-1, block)
-    loud = np.flatnonzero(np.sqrt((whole**2).mean(axis=1)) > _SPEECH_RMS)
+    step = BLOCK / RATE
     spans: list[tuple[float, float]] = []
-    for i in loud:
-        at = started + i * block / RATE
+    for i in np.flatnonzero(block_rms(user) > SPEECH_RMS):
+        at = started + i * step
         if spans and at - spans[-1][1] <= _PAUSE_S:
-            spans[-1] = (spans[-1][0], at + block / RATE)
+            spans[-1] = (spans[-1][0], at + step)
         else:
-            spans.append((at, at + block / RATE))
+            spans.append((at, at + step))
     return [(a, b) for a, b in spans if b - a >= _SHORTEST_S]
 
 
