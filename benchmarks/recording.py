@@ -1,7 +1,7 @@
 """What keeping a conversation's audio costs: recording on vs off, side by side.
 
 ``python benchmarks/recording.py [SECONDS]`` (60 by default) runs the same conversation
-twice, in one process, with ``Lab(record_audio=True)`` and ``Lab(record_audio=False)``,
+twice, in one process, with recording on (the default) and ``Lab(record_audio=False)``,
 after a short warm-up conversation that is not measured (the first recording loads the
 codecs and sizes buffers, tens of MB that would count as the first run's growth): a
 participant types a turn whenever the agent listens, for SECONDS, so the agent talks most
@@ -47,6 +47,8 @@ def run(seconds: float, record_audio: bool) -> dict[str, float]:
             "turns": turns,
         }
         participant.close()
+    # what stays once the conversation and its lab are gone (the off run is the baseline)
+    figures["rss_mb_kept_per_min"] = (rss_mb() - rss) / minutes
     audio = sum(f.stat().st_size for f in runs.glob("*.ogg"))
     return figures | {"audio_kb_per_min": audio / 1024 / minutes}
 
@@ -58,7 +60,12 @@ def main() -> None:
     on, off = run(seconds, True), run(seconds, False)
     print(f"a {seconds:.0f} s conversation, local model ({time.strftime('%Y-%m-%d')})")
     print(f"{'per conversation-minute':<26} {'recording':>10} {'off':>10} {'ratio':>7}")
-    for key, label in (("cpu_s_per_min", "CPU s"), ("rss_mb_per_min", "RSS growth MB")):
+    rows = (
+        ("cpu_s_per_min", "CPU s"),
+        ("rss_mb_per_min", "RSS growth MB"),
+        ("rss_mb_kept_per_min", "RSS kept after it, MB"),
+    )
+    for key, label in rows:
         ratio = on[key] / off[key] if off[key] else float("nan")
         print(f"{label:<26} {on[key]:10.2f} {off[key]:10.2f} {ratio:7.2f}")
     print(f"{'audio file KB':<26} {on['audio_kb_per_min']:10.0f} {off['audio_kb_per_min']:10.0f}")

@@ -159,9 +159,10 @@ def _parser() -> argparse.ArgumentParser:
         "--http-port", type=int, default=8081, help="health check port (default: %(default)s)"
     )
     worker.add_argument(
-        "--audio",
-        action="store_true",
-        help="keep each conversation's audio, an .ogg beside its record (see performance.md)",
+        "--no-audio",
+        dest="audio",
+        action="store_false",
+        help="keep no conversation's audio (by default an .ogg beside each record)",
     )
     worker.add_argument(
         "--drain-timeout",

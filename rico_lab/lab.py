@@ -59,8 +59,8 @@ class Lab:
             keeps Python's 5 ms.
         record_audio: keep each conversation's audio, both sides in one stereo OGG beside
             its runs file (``lab.log.sessions["audio"]``), for ``lab.listen`` and
-            ``lab.replay``. Off by default: while a conversation lasts, its recording holds
-            about 18 MB a minute (``docs/performance.md``).
+            ``lab.replay``; False keeps none (a role can say so too: ``record_audio:
+            false``). It costs about 5% CPU (``docs/performance.md``).
 
     Raises:
         LabError: a part could not start; the message says which and what to do.
@@ -80,7 +80,7 @@ class Lab:
         script: LocalScript | None = None,
         timeout: float = 30.0,
         smooth_busy_cells: bool = True,
-        record_audio: bool = False,
+        record_audio: bool = True,
     ) -> None:
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
         runs = Path(runs_dir) if runs_dir is not None else self.roles_dir.parent / "runs"

@@ -63,7 +63,16 @@ class Tool:
     function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
 
-_EDITABLE = ("description", "model", "instructions", "data", "greeting", "recap", "tools")
+_EDITABLE = (
+    "description",
+    "model",
+    "instructions",
+    "data",
+    "greeting",
+    "recap",
+    "record_audio",
+    "tools",
+)
 
 
 @dataclass(eq=False)
@@ -85,6 +94,9 @@ class Role:
     data_file: str | None = None
     greeting: str = DEFAULT_GREETING
     recap: str = DEFAULT_RECAP
+    #: False keeps this role's conversations off the recording, whatever the lab does
+    #: (read as a conversation starts)
+    record_audio: bool = True
     tools: tuple[Tool, ...] = ()
     path: Path | None = None
     version: str = ""
@@ -158,6 +170,8 @@ class Role:
             raw["data"] = self.data_file or self.data
         raw["greeting"] = self.greeting
         raw["recap"] = self.recap
+        if not self.record_audio:
+            raw["record_audio"] = False
         if self.tools:
             raw["tools"] = [_tool_dict(t) for t in self.tools]
         return raw
@@ -355,6 +369,7 @@ def _build(raw: dict[str, Any], source: _Source) -> dict[str, Any]:
         "data_file": raw["data"] if isinstance(raw.get("data"), str) else None,
         "greeting": raw.get("greeting", DEFAULT_GREETING).strip(),
         "recap": raw.get("recap", DEFAULT_RECAP).strip(),
+        "record_audio": raw.get("record_audio", True),
         "tools": tuple(_tool(spec, i, source) for i, spec in enumerate(raw.get("tools", []))),
     }
     # the version hashes what the role means, not how its file happens to be written

@@ -3,15 +3,18 @@
 import json
 import re
 import signal
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from rtc_participant import VoiceParticipant
 from test_notebooks import kernel, run  # noqa: F401 (kernel is a fixture)
 
 import rico_lab
-from rico_lab.evaluation.record import EVENT_TYPES, Log, load_log
+from rico_lab.evaluation.audio import read_stereo
+from rico_lab.evaluation.record import EVENT_TYPES, Log, Recording, load_log
 from rico_lab.protocol import JoinInfo
 
 UTC_TIME = "datetime64[ns, UTC]"
@@ -175,12 +178,13 @@ def test_a_conversation_lands_in_the_frames_live_and_on_disk(tmp_path):
         pd.testing.assert_frame_equal(getattr(again, name), frame, check_like=False)
     (file,) = (tmp_path / "runs").glob("*.jsonl")
     kinds = [json.loads(line)["type"] for line in file.read_text().splitlines()]
-    assert kinds[0] == "session_started" and kinds[-1] == "session_ended"
+    assert kinds[:2] == ["session_started", "recording_started"]
+    assert kinds[-2:] == ["session_ended", "recording"]  # the audio is whole once it ended
     assert "usage" in kinds
 
 
 @pytest.mark.integration
-def test_a_killed_kernel_leaves_every_completed_turn_on_disk(kernel, tmp_path):  # noqa: F811
+def test_a_killed_kernel_leaves_every_completed_turn_and_its_audio_on_disk(kernel, tmp_path):  # noqa: F811
     manager, client = kernel
     runs = tmp_path / "runs"
     run(client, f"import rico_lab\nlab = rico_lab.Lab(runs_dir={str(runs)!r})")
@@ -202,10 +206,12 @@ def test_a_killed_kernel_leaves_every_completed_turn_on_disk(kernel, tmp_path): 
             )
         # the agent's last line is a completed turn once it has been said (played out)
         p.wait_for("the last turn", lambda: "Turn 3: you wrote: three" in _runs_text(runs))
+        killed = time.time()
         manager.signal_kernel(signal.SIGKILL)  # mid-conversation: nobody closes anything
     finally:
         p.close()
-    turns = load_log(runs).turns
+    log = load_log(runs)
+    turns = log.turns
     assert list(turns["text"])[1:] == [
         "one",
         "Turn 1: you wrote: one",
@@ -214,11 +220,40 @@ def test_a_killed_kernel_leaves_every_completed_turn_on_disk(kernel, tmp_path): 
         "three",
         "Turn 3: you wrote: three",
     ]
-    assert pd.isna(load_log(runs).sessions.iloc[0]["ended"])
+    assert pd.isna(log.sessions.iloc[0]["ended"])
+    # the audio so far: all but the last few seconds, the agent heard in its replies
+    recording = log.recording(log.sessions.iloc[0]["session"])
+    assert recording is not None and not recording.whole
+    assert log.sessions.iloc[0]["audio"] == str(recording.path)
+    samples, rate = read_stereo(recording.path)
+    recorded_s = samples.shape[1] / rate
+    assert killed - recording.started - 5.0 < recorded_s < killed - recording.started
+    agent = turns.query("speaker == 'agent'")  # the greeting, then "Turn 1: ..."
+    heard = [r for r in agent.itertuples() if r.ended.timestamp() - recording.started < recorded_s]
+    assert len(heard) >= 2, (recorded_s, list(agent["ended"]))
+    for reply in heard:
+        lo = int((reply.started.timestamp() - recording.started + 0.3) * rate)
+        hi = int((reply.ended.timestamp() - recording.started - 0.3) * rate)
+        assert np.abs(samples[1, lo:hi]).max() > 0.1, reply.text
 
 
 def _runs_text(runs):
     return "".join(f.read_text() for f in runs.glob("*.jsonl"))
+
+
+@pytest.mark.unit
+def test_a_recording_is_found_as_it_starts_and_whole_once_closed(tmp_path):
+    log = Log(tmp_path)
+    log.write("r", "session_started", role="demo")
+    assert log.recording("r") is None
+    ogg = log.new_audio_file("r")
+    log.write("r", "recording_started", file=ogg.name, started=12.5)
+    assert log.recording("r") == Recording(ogg, 12.5, whole=False)
+    assert log.sessions.loc[0, "audio"] == str(ogg)  # a dead kernel's audio is found too
+    log.write("r", "session_ended", reason="done")
+    log.write("r", "recording", file=ogg.name, started=12.5, duration_s=3.0)
+    assert log.recording("r") == Recording(ogg, 12.5, whole=True)
+    assert load_log(tmp_path).recording("r") == Recording(ogg, 12.5, whole=True)
 
 
 @pytest.mark.unit

@@ -10,6 +10,8 @@ import pytest
 from rtc_participant import VoiceParticipant
 
 import rico_lab
+from rico_lab.errors import LabError
+from rico_lab.evaluation.audio import read_stereo
 from rico_lab.local_model.speech import synthesize
 
 pytestmark = pytest.mark.integration
@@ -47,30 +49,28 @@ def talk(lab: rico_lab.Lab, turns: int = 2) -> str:
     return p.info.room
 
 
-def loudness(path: Path) -> tuple[np.ndarray, int]:
-    """RMS per 100 ms block of each channel: (channels, blocks), and the channel count."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        channels, rate = stream.channels, stream.rate
-        samples = np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1)
+def loudness(path: Path) -> np.ndarray:
+    """RMS per 100 ms block of each channel: (channels, blocks)."""
+    samples, rate = read_stereo(path)
     block = int(rate * BLOCK_S)
-    whole = samples[:, : samples.shape[1] // block * block].reshape(channels, -1, block)
-    return np.sqrt((whole.astype(np.float64) ** 2).mean(axis=2)), channels
+    whole = samples[:, : samples.shape[1] // block * block].reshape(2, -1, block)
+    return np.sqrt((whole.astype(np.float64) ** 2).mean(axis=2))
 
 
 def test_the_audio_of_a_conversation_lands_beside_its_record(tmp_path):
-    with rico_lab.Lab(runs_dir=tmp_path, record_audio=True) as lab:
+    with rico_lab.Lab(runs_dir=tmp_path) as lab:
         room = talk(lab)
         deadline = time.monotonic() + 15
-        while not lab.log.sessions.set_index("session").loc[room, "audio"]:
+        while not (recording := lab.log.recording(room)) or not recording.whole:
             assert time.monotonic() < deadline, "no recording event once the conversation ended"
             time.sleep(0.2)
         session = lab.log.sessions.set_index("session").loc[room]
         turns = lab.log.turns.query("session == @room")
     audio = Path(session["audio"])
     assert audio == Path(session["file"]).with_suffix(".ogg") and audio.is_file()
-    rms, channels = loudness(audio)
-    assert channels == 2  # the user left, the agent right
+    with av.open(str(audio)) as container:
+        assert container.streams.audio[0].channels == 2  # the user left, the agent right
+    rms = loudness(audio)
     recorded_s = rms.shape[1] * BLOCK_S
     assert abs(recorded_s - session["duration_s"]) < 0.5, (recorded_s, session["duration_s"])
     # the agent's channel is loud where the record says the agent spoke, and quiet elsewhere
@@ -89,8 +89,14 @@ def test_the_audio_of_a_conversation_lands_beside_its_record(tmp_path):
     assert rico_lab.load_log(tmp_path).sessions.loc[0, "audio"] == str(audio)
 
 
-def test_a_lab_records_no_audio_unless_asked(tmp_path):
-    with rico_lab.Lab(runs_dir=tmp_path) as lab:
-        room = talk(lab)
+def test_a_lab_or_a_role_can_keep_conversations_off_the_recording(tmp_path):
+    with rico_lab.Lab(runs_dir=tmp_path / "lab", record_audio=False) as lab:
+        room = talk(lab, turns=1)
         assert lab.log.sessions.set_index("session").loc[room, "audio"] == ""
-    assert not list(tmp_path.glob("*.ogg")) and list(tmp_path.glob("*.jsonl"))
+        with pytest.raises(LabError, match="has no recording"):
+            lab.replay(room, ["demo"], reply_timeout_s=2)
+    with rico_lab.Lab(runs_dir=tmp_path / "role") as lab:
+        lab.role("demo").update(record_audio=False)  # as a %%role cell would
+        room = talk(lab, turns=1)
+        assert lab.log.sessions.set_index("session").loc[room, "audio"] == ""
+    assert not list(tmp_path.glob("*/*.ogg")) and len(list(tmp_path.glob("*/*.jsonl"))) == 2

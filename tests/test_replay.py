@@ -17,7 +17,7 @@ def heard_s(reply: str) -> float:
 
 
 def test_a_recorded_conversation_replays_against_two_other_roles(tmp_path):
-    with rico_lab.Lab(runs_dir=tmp_path, record_audio=True) as lab:
+    with rico_lab.Lab(runs_dir=tmp_path) as lab:
         original = talk(lab, turns=4)  # spoken, typed, spoken, typed
         replay = lab.replay(original, ["food_order", "listener"], progress=False)
         results = replay.results
@@ -41,10 +41,3 @@ def test_a_recorded_conversation_replays_against_two_other_roles(tmp_path):
         assert transcripts.loc[1:4].notna().all().all()  # aligned: every user turn, each column
         with pytest.raises(LabError, match="no conversation 'nowhere'"):
             lab.replay("nowhere", ["demo"])
-
-
-def test_a_conversation_recorded_without_audio_cannot_be_replayed(tmp_path):
-    with rico_lab.Lab(runs_dir=tmp_path, record_audio=False) as lab:
-        original = talk(lab, turns=1)
-        with pytest.raises(LabError, match="has no recording"):
-            lab.replay(original, ["demo"], reply_timeout_s=2)

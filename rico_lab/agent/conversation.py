@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +23,6 @@ from livekit.agents import (
 from livekit.agents.llm import ChatContext, ChatMessage
 from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice import SessionUsageUpdatedEvent, SpeechCreatedEvent, SpeechHandle
-from livekit.agents.voice.recorder_io import RecorderIO
 
 from ..client_methods import CLIENT_METHODS
 from ..evaluation.record import Log
@@ -32,6 +30,7 @@ from ..protocol import LATENCY_TOPIC, UI_TOPIC
 from ..roles import Role
 from .attributes import AgentAttributes
 from .model_choice import ModelChoice
+from .recording import Recording
 from .tools import function_tools
 
 logger = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ class Conversation:
         self._applied = self._turn = role.version
         self._options = role.realtime_options()  # the model settings the agent runs with
         self._attributes = AgentAttributes(ctx.room, self._keep)
-        self._recorder: RecorderIO | None = None
+        self._recording: Recording | None = None
         # each Agent brings its own model (see _agent); the session has none of its own
         self.session: AgentSession[None] = AgentSession()
         self.session.on("error", self._on_error)
@@ -176,20 +175,12 @@ class Conversation:
             self.session.generate_reply(instructions=greeting_instructions(self.role))
 
     async def _record_audio(self) -> None:
-        """Record both sides into one stereo OGG beside the record, with livekit's recorder.
-
-        livekit-agents' own ``RecorderIO`` (user left, agent right, one timeline), but
-        into the runs folder, not the job's temporary folder: it is written as the
-        conversation goes, so a kernel that dies leaves all but its last pages.
-        """
-        path = self._host.audio_file(self.room)
+        """Record both sides beside the record, unless the lab or the role says not to."""
+        path = self._host.audio_file(self.room) if self.role.record_audio else None
         session = self.session
         if path is None or session.input.audio is None or session.output.audio is None:
             return
-        self._recorder = RecorderIO(agent_session=session)
-        session.input.audio = self._recorder.record_input(session.input.audio)
-        session.output.audio = self._recorder.record_output(session.output.audio)
-        await self._recorder.start(output_path=path)
+        self._recording = await Recording.start(session, path, self._write)
 
     def hand_over(self, reason: str) -> None:
         """Leave the conversation so far to the room's next agent; end this job (thread-safe).
@@ -215,17 +206,8 @@ class Conversation:
         if self._host.conversations.get(self.room) is self:
             del self._host.conversations[self.room]
         self._end(str(reason or "job ended"))
-        if self._recorder is not None:
-            await self._close_recording(self._recorder)
-
-    async def _close_recording(self, recorder: RecorderIO) -> None:
-        """Close the file, then record it: from then on it is whole, and can be replayed."""
-        started = recorder.recording_started_at
-        await recorder.aclose()
-        path = recorder.output_path
-        if path is not None and started is not None:
-            duration = time.time() - started
-            self._write("recording", file=path.name, started=started, duration_s=duration)
+        if self._recording is not None:
+            await self._recording.close()
 
     def _on_close(self, event: CloseEvent) -> None:
         """The session closed (the user left, or the model failed for good): end the job.

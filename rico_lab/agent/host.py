@@ -66,7 +66,7 @@ class Host:
         load_role: Callable[[str], Role],
         handlers: Callable[[str], list[Callable[..., Any]]] = lambda _tool: [],
         server_log: Callable[[], str] = lambda: "",
-        record_audio: bool = False,
+        record_audio: bool = True,
     ) -> None:
         self.loop = LoopThread(thread)
         self.log = log

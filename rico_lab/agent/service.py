@@ -38,8 +38,8 @@ class Service:
         http_port: The health-check port (``GET /`` answers 200 while registered).
         script: What the local model says, when it answers (no ``OPENAI_API_KEY``).
         timeout: Seconds each part may take to start.
-        record_audio: Keep each conversation's audio beside its record (stereo OGG); off by
-            default while it costs memory for as long as a conversation lasts.
+        record_audio: Keep each conversation's audio beside its record (stereo OGG), unless
+            its role says ``record_audio: false``.
 
     Raises:
         LabError: the server is unreachable or refuses the key, the default role is invalid,
@@ -65,7 +65,7 @@ class Service:
         http_port: int = 8081,
         script: LocalScript | None = None,
         timeout: float = 30.0,
-        record_audio: bool = False,
+        record_audio: bool = True,
     ) -> None:
         self.url, self.roles_dir, self.default_role = url, roles_dir, role
         self._host = Host(

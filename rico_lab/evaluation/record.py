@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,9 +32,12 @@ EVENT_TYPES = {
     "client_latency": "latency_s, after (speech or text): measured in the client",
     "recap": "text, role, role_version, model: a summary written on request (lab.recap)",
     "ui": "method, title, text, answer, error, role, role_version: a panel the client showed",
+    "recording_started": "file, started: the conversation's audio, written from now on",
     "recording": "file, started, duration_s: the conversation's audio, whole once this is written",
 }
 
+#: the events that name a recording: as it starts, and once it is whole
+_RECORDING_EVENTS = ("recording_started", "recording")
 _SESSION_COLUMNS = [
     "session", "role", "role_version", "model", "user", "started", "ended", "duration_s",
     "end_reason", "user_turns", "agent_turns", "interruptions", "tool_calls", "tool_errors",
@@ -54,6 +58,16 @@ _TOOL_COLUMNS = [
     "session", "tool", "arguments", "result", "error", "ok", "started", "duration_s", "rpc_s",
     "role", "role_version",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Where a conversation's audio is, and from when: its first sample's epoch time."""
+
+    path: Path
+    started: float
+    #: the file is closed: False while the conversation goes on, or if its kernel died
+    whole: bool
 
 
 class Log:
@@ -128,6 +142,20 @@ class Log:
             n += 1
             path = runs_file.with_name(f"{runs_file.stem}-{n}.ogg")
         return path
+
+    def recording(self, session: str) -> Recording | None:
+        """The first audio recording of ``session`` (None: it has none, or no folder).
+
+        Known from its ``recording_started`` event on, so a recording cut short by a dead
+        kernel is still found (``whole`` False), as far as it got.
+        """
+        runs_file, found = self.file_of(session), None
+        for e in self.records(session):
+            if e["type"] in _RECORDING_EVENTS and runs_file is not None:
+                found = found or Recording(runs_file.parent / e["file"], e["started"], False)
+                if e["type"] == "recording" and e["file"] == found.path.name:
+                    return Recording(found.path, found.started, whole=True)
+        return found
 
     def file_of(self, session: str) -> Path | None:
         """The runs file of ``session`` (None if it has none: a log without a folder)."""
@@ -325,8 +353,8 @@ class Log:
                 row["errors"] += 1
             elif kind == "recap":
                 row["recap"] = e.get("text")
-            elif kind == "recording" and not row["audio"]:
-                row["audio"] = e.get("file")
+            elif kind in _RECORDING_EVENTS and not row["audio"]:
+                row["audio"] = e.get("file")  # as Log.recording finds it, without a rescan
         for name, row in sessions.items():
             runs_file = self._paths.get(name)
             row["file"] = str(runs_file or "")

@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from ..errors import LabError
+from .audio import read_stereo
 from .participant import BLOCK, RATE, SPEECH_RMS, block_rms
+from .record import Recording
 from .rehearsal import Rehearsal, Stage, rehearse
 from .script import Script, Turn
 
@@ -53,13 +54,10 @@ def replay(
         raise LabError(f"replay: no conversation {session!r} in the log")
     recording = _finished_recording(lab, session, reply_timeout_s)
     events = lab.log.records(session)
-    runs_file = lab.log.file_of(session)
-    if runs_file is None:
-        raise LabError(f"replay: conversation {session!r} has no runs folder to read it from")
-    user = _user_channel(runs_file.parent / recording["file"])
-    said = _speech_spans(user, float(recording["started"]))
+    user = _user_channel(recording.path)
+    said = _speech_spans(user, recording.started)
     turns = [
-        _turn(e, user, float(recording["started"]), said)
+        _turn(e, user, recording.started, said)
         for e in events
         if e["type"] == "turn" and e.get("speaker") == "user"
     ]
@@ -79,11 +77,11 @@ def replay(
     return Rehearsal(results=replayed.results, log=lab.log.of(sessions))
 
 
-def _finished_recording(lab: Stage, session: str, timeout: float) -> dict[str, Any]:
-    """The ``recording`` event, written once the file is whole: as the conversation ends.
+def _finished_recording(lab: Stage, session: str, timeout: float) -> Recording:
+    """The recording once it is whole: as the conversation ends.
 
     A conversation whose user just left (a rehearsal that returned) is still closing: its
-    recording comes within moments.
+    recording is whole within moments.
     """
     deadline, read, ended = time.monotonic() + timeout, 0, False
     while True:
@@ -91,11 +89,13 @@ def _finished_recording(lab: Stage, session: str, timeout: float) -> dict[str, A
         read += len(new)
         for e in new:
             if e["session"] == session and e["type"] == "recording":
-                return e
+                recording = lab.log.recording(session)
+                assert recording is not None and recording.whole
+                return recording
             ended = ended or (e["session"] == session and e["type"] == "session_ended")
         if time.monotonic() > deadline:
             why = (
-                "a lab keeps audio with Lab(record_audio=True)"
+                "its lab or its role was told record_audio=False"
                 if ended
                 else "it is still going on: a recording is whole once it ends"
             )
@@ -144,14 +144,5 @@ def _user_channel(path: Path) -> np.ndarray:
     """The recording's left channel (the user), as int16 at the participant's rate."""
     if not path.is_file():
         raise LabError(f"replay: the recording {path} is gone")
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    chunks = []
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        for frame in container.decode(stream):
-            left = frame.to_ndarray()[:1].astype(np.float32)
-            mono = av.AudioFrame.from_ndarray(left, format="fltp", layout="mono")
-            mono.sample_rate = frame.sample_rate
-            chunks += [f.to_ndarray()[0] for f in resampler.resample(mono)]
-        chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+    samples, _ = read_stereo(path, RATE)
+    return (np.clip(samples[0], -1.0, 1.0) * 32767).astype(np.int16)

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import anywidget
-import av
 import numpy as np
 import traitlets
 
 from ..errors import LabError
+from ..evaluation.audio import read_stereo
 from ..evaluation.record import Log
 from .bundle import bundle
 
@@ -49,17 +49,16 @@ class Player(anywidget.AnyWidget):
         """The player of ``session``'s recording, its turns placed on the recording's timeline.
 
         Raises :class:`~rico_lab.errors.LabError` naming the session when the log has no
-        such conversation, or it has no recording, or the file is missing or empty (a
-        kernel that died mid-conversation leaves an empty one).
+        such conversation, or it has no recording, or the file is missing or empty. One
+        still going on, or cut short by a dead kernel, plays as far as it is written.
         """
         events = log.records(session)
         if not events:
             raise LabError(f"no conversation {session!r} in the log")
-        recording = next((e for e in events if e["type"] == "recording"), None)
-        runs_file = log.file_of(session)
-        if recording is None or runs_file is None:
+        recording = log.recording(session)
+        if recording is None:
             raise LabError(f"the conversation {session!r} has no recording")
-        path = runs_file.parent / recording["file"]
+        path = recording.path
         if not path.is_file() or path.stat().st_size == 0:
             raise LabError(f"the recording of {session!r}, {path}, is missing or empty")
         duration_s, waveform = peaks(path)
@@ -67,7 +66,7 @@ class Player(anywidget.AnyWidget):
             audio=path.read_bytes(),
             duration_s=duration_s,
             waveform=waveform,
-            turns=timeline(events, origin=recording["started"]),
+            turns=timeline(events, origin=recording.started),
         )
 
     def __repr__(self) -> str:
@@ -76,18 +75,7 @@ class Player(anywidget.AnyWidget):
 
 def peaks(path: Path) -> tuple[float, list[list[float]]]:
     """The audio's length in seconds, and each channel's peak per ``BLOCK_S`` block."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        rate = stream.rate
-        # float planar whatever the codec decodes to: one row per channel, in -1..1
-        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
-        chunks = [
-            out.to_ndarray()
-            for frame in container.decode(stream)
-            for out in resampler.resample(frame)
-        ]
-        chunks += [out.to_ndarray() for out in resampler.resample(None)]
-    samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
+    samples, rate = read_stereo(path)
     block = round(rate * BLOCK_S)
     padded = -samples.shape[1] % block  # the last block, partial, padded with silence
     blocks = np.pad(np.abs(samples), ((0, 0), (0, padded))).reshape(2, -1, block)
