@@ -1,5 +1,6 @@
 """rico_lab: prototype and evaluate real-time voice agents in a Jupyter notebook."""
 
+from .agent.audio_path import AudioPath
 from .errors import LabError, LiveKitServerError, ModelError, RoleError, WorkerError
 from .evaluation.compare import Comparison, compare
 from .evaluation.record import Log, load_log
@@ -13,6 +14,7 @@ from .protocol import JoinInfo
 from .roles import Role, load_role, roles
 
 __all__ = [
+    "AudioPath",
     "Comparison",
     "JoinInfo",
     "Lab",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from livekit import api
 
+from .agent.audio_path import DEFAULT_AUDIO_PATH, AudioPath
 from .agent.conversation import Conversation
 from .agent.host import Host, freeze_heap
 from .errors import LabError
@@ -61,6 +62,9 @@ class Lab:
             its runs file (``lab.log.sessions["audio"]``), for ``lab.listen`` and
             ``lab.replay``; False keeps none (a role can say so too: ``record_audio:
             false``). It costs about 5% CPU (``docs/performance.md``).
+        audio_path: the frame sizes of the user's audio on its way to the model (10 ms
+            input frames, 20 ms chunks to the model, against livekit's 50 and 100: about
+            60 ms off each reply, ``docs/performance.md``); a role can override them.
 
     Raises:
         LabError: a part could not start; the message says which and what to do.
@@ -81,6 +85,7 @@ class Lab:
         timeout: float = 30.0,
         smooth_busy_cells: bool = True,
         record_audio: bool = True,
+        audio_path: AudioPath = DEFAULT_AUDIO_PATH,
     ) -> None:
         self.roles_dir = Path(roles_dir) if roles_dir is not None else default_roles_dir()
         runs = Path(runs_dir) if runs_dir is not None else self.roles_dir.parent / "runs"
@@ -94,6 +99,7 @@ class Lab:
             handlers=lambda tool: list(self._tool_handlers.get(tool, ())),
             server_log=lambda: self.livekit_server.log_tail() if self.livekit_server else "",
             record_audio=record_audio,
+            audio_path=audio_path,
         )
         #: every event of every conversation, as DataFrames (``lab.log.turns``, ...) and as
         #: one JSON-lines file per conversation in ``runs_dir``

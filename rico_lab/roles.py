@@ -71,6 +71,7 @@ _EDITABLE = (
     "greeting",
     "recap",
     "record_audio",
+    "audio_path",
     "tools",
 )
 
@@ -97,6 +98,9 @@ class Role:
     #: False keeps this role's conversations off the recording, whatever the lab does
     #: (read as a conversation starts)
     record_audio: bool = True
+    #: frame sizes overriding the lab's (``input_frame_ms``, ``send_chunk_ms``), read as a
+    #: conversation starts
+    audio_path: dict[str, int] = field(default_factory=dict)
     tools: tuple[Tool, ...] = ()
     path: Path | None = None
     version: str = ""
@@ -141,7 +145,11 @@ class Role:
                 )
         raw = self.to_dict()
         for key, value in changes.items():
-            raw[key] = [_tool_dict(t) for t in value] if key == "tools" else value
+            # Tool objects become their file form; anything else is left to the schema
+            tools = key == "tools" and isinstance(value, list | tuple)
+            raw[key] = (
+                [_tool_dict(t) if isinstance(t, Tool) else t for t in value] if tools else value
+            )
         fields = _build(raw, _Source(self.path or Path(f"{self.name}.yaml")))
         for name, new in fields.items():
             object.__setattr__(self, name, new)
@@ -172,6 +180,8 @@ class Role:
         raw["recap"] = self.recap
         if not self.record_audio:
             raw["record_audio"] = False
+        if self.audio_path:
+            raw["audio_path"] = self.audio_path
         if self.tools:
             raw["tools"] = [_tool_dict(t) for t in self.tools]
         return raw
@@ -222,9 +232,7 @@ class Role:
         return target
 
 
-def _tool_dict(tool: Tool | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(tool, dict):
-        return tool
+def _tool_dict(tool: Tool) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": tool.name, "description": tool.description}
     if tool.parameters != _default_parameters(tool.ui, tool.python):
         spec["parameters"] = tool.parameters
@@ -329,7 +337,19 @@ def load_role(name: str | Path, roles_dir: Path | None = None) -> Role:
     else:
         path = role_file(name, roles_dir)
     expected = path.parent.name if path.name == "role.yaml" else path.stem
-    return parse_role(path.read_text(), path, expected_name=expected)
+    return parse_role(_read_text(path, path), path, expected_name=expected)
+
+
+def _read_text(file: Path, where: Path | str) -> str:
+    """A file's text; bytes that are not UTF-8 are an error at their line, not a traceback."""
+    content = file.read_bytes()
+    try:
+        return content.decode()
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        raise RoleError(
+            f"{where}:{line}: not UTF-8 text: {exc.reason} at byte {exc.start}"
+        ) from None
 
 
 def parse_role(text: str, path: Path, expected_name: str | None = None) -> Role:
@@ -339,7 +359,9 @@ def parse_role(text: str, path: Path, expected_name: str | None = None) -> Role:
         raw: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        # a character YAML refuses outright (a ReaderError) has a position, not a mark
+        line = mark.line + 1 if mark else text[: getattr(exc, "position", 0)].count("\n") + 1
+        where = f"{path}:{line}"
         raise RoleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
         raise RoleError(f"{path}:1: a role is a mapping of fields, got {type(raw).__name__}")
@@ -370,12 +392,29 @@ def _build(raw: dict[str, Any], source: _Source) -> dict[str, Any]:
         "greeting": raw.get("greeting", DEFAULT_GREETING).strip(),
         "recap": raw.get("recap", DEFAULT_RECAP).strip(),
         "record_audio": raw.get("record_audio", True),
+        "audio_path": dict(raw.get("audio_path", {})),
         "tools": tuple(_tool(spec, i, source) for i, spec in enumerate(raw.get("tools", []))),
     }
     # the version hashes what the role means, not how its file happens to be written
-    meaning = {**fields, "tools": [_tool_dict(t) for t in fields["tools"]]}
+    meaning = _canonical({**fields, "tools": [_tool_dict(t) for t in fields["tools"]]})
     digest = hashlib.sha256(json.dumps(meaning, sort_keys=True, default=str).encode())
     return {**fields, "version": digest.hexdigest()[:8]}
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with string keys only, so that JSON can sort it for the version's hash.
+
+    Data from YAML or a CSV may have keys of any type (``1``, a date, the ``None`` of a row's
+    extra cells); each is kept apart from the string it reads as.
+    """
+    if isinstance(value, dict):
+        return {
+            k if isinstance(k, str) else f"{type(k).__name__}:{k!r}": _canonical(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -435,7 +474,9 @@ def _describe(error: jsonschema.ValidationError, source: _Source) -> str:
             f"expected one of: {', '.join(allowed)}"
         )
     if error.validator == "required":
-        return f"{source.at(keys)}: {where}: {error.message}"
+        missing = next(k for k in error.validator_value if k not in error.instance)
+        field_name = ".".join(map(str, [*keys, missing]))
+        return f"{source.at(keys)}: field {field_name!r}: {error.message}"
     if error.validator in ("oneOf", "anyOf") and error.context:
         detail = "; or ".join(sorted({e.message for e in error.context}))
         return f"{source.at(keys)}: field {where!r} fits none of its forms: {detail}"
@@ -563,10 +604,15 @@ def _render(template: str, data: dict[str, Any], source: _Source) -> str:
     where = source.at(["instructions"])
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     try:
-        return env.from_string(template).render(**data, data=data).strip()
+        # a mapping, not keywords: data may have keys that are no names (1, "data", None)
+        return env.from_string(template).render({"data": data, **data}).strip()
     except jinja2.TemplateSyntaxError as exc:
         first = _template_start(source)
         at = f"{source.path}:{first + exc.lineno - 1}" if first else where
         raise RoleError(f"{at}: field 'instructions': template error: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise RoleError(f"{where}: field 'instructions': template error: {exc}") from None
+    except Exception as exc:  # the template's own Python ({{ 1 / 0 }}, {% include %})
+        raise RoleError(
+            f"{where}: field 'instructions': template error: {type(exc).__name__}: {exc}"
+        ) from None

@@ -49,6 +49,10 @@ agent = turns[turns.speaker == "agent"]
 events = lab.log.events.query("type == 'client_latency'")
 print("latencies:", [round(x, 4) for x in replies().listener_latency_s])
 print("after:", [e["after"] for e in events.data])
+# the page's turn end, on its own clock, against the agent's reply start on the kernel's
+print("ended to reply:", [
+    round(r.timestamp() - e["ended"], 3) for e, r in zip(events.data, replies().started)
+])
 print("client_latency events:", len(events))
 print("user turns:", int((turns.speaker == "user").sum()))
 print("greeting's latency:", agent.listener_latency_s.iloc[0])
@@ -134,6 +138,9 @@ def test_each_reply_is_timed_at_the_listener_and_recorded(page):
     assert all(0.1 < x < 2.0 for x in latencies), latencies
     assert latencies[0] > 0.3, "timed from before the end of the user's speech"
     assert printed["after"] == "['speech', 'text', 'text']"
+    # the agent's reply left it after the turn ended and before the page heard it
+    gaps = [float(x) for x in re.findall(r"-?[\d.]+", printed["ended to reply"])]
+    assert all(0 < gap < heard for gap, heard in zip(gaps, latencies, strict=True)), gaps
     # one report per reply to a user turn (the interrupted one too); none for the greeting
     assert printed["client_latency events"] == "3"
     assert printed["user turns"] == "3"

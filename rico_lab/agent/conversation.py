@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from ..evaluation.record import Log
 from ..protocol import LATENCY_TOPIC, UI_TOPIC
 from ..roles import Role
 from .attributes import AgentAttributes
+from .audio_path import AudioPath
 from .model_choice import ModelChoice
 from .recording import Recording
 from .tools import function_tools
@@ -49,6 +51,8 @@ class ConversationHost(Protocol):
     log: Log
     #: the model each agent gets (OpenAI or the local one)
     models: ModelChoice
+    #: the frame sizes of the user's audio on its way to the model
+    audio_path: AudioPath
     #: the live conversations by room (each adds and removes itself)
     conversations: dict[str, Conversation]
     #: what a conversation cut off by its LiveKit server leaves its room's next agent: the
@@ -144,6 +148,8 @@ class Conversation:
         self._options = role.realtime_options()  # the model settings the agent runs with
         self._attributes = AgentAttributes(ctx.room, self._keep)
         self._recording: Recording | None = None
+        #: the lab's frame sizes, as the role overrides them when the conversation starts
+        self._audio_path = replace(host.audio_path, **role.audio_path)
         # each Agent brings its own model (see _agent); the session has none of its own
         self.session: AgentSession[None] = AgentSession()
         self.session.on("error", self._on_error)
@@ -161,7 +167,9 @@ class Conversation:
         """
         history = self._host.handover.pop(self.room, None)
         agent = self._agent(self.role, history=history)
-        await self.session.start(agent=agent, room=self._ctx.room)
+        await self.session.start(
+            agent=agent, room=self._ctx.room, room_options=self._audio_path.room_options()
+        )
         self._write(
             "session_started",
             **self._where(),
@@ -264,7 +272,7 @@ class Conversation:
         return Agent(
             instructions=role.render(),
             tools=self._tools(role),
-            llm=self._host.models.make(role),
+            llm=self._host.models.make(role, send_chunk_ms=self._audio_path.send_chunk_ms),
             chat_ctx=history,
         )
 
@@ -365,9 +373,11 @@ class Conversation:
             report = json.loads(packet.data)
             if packet.topic == LATENCY_TOPIC:
                 kind = "client_latency"
+                ended = report.get("ended")
                 fields = {
                     "latency_s": float(report["latency_s"]),
                     "after": str(report.get("after", "")),
+                    "ended": None if ended is None else float(ended),
                 }
             else:
                 kind, fields = "ui", {**self._where(), **shown_report(report)}

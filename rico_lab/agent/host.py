@@ -22,6 +22,7 @@ from ..errors import LabError
 from ..evaluation.record import Log
 from ..local_model.script import LocalScript
 from ..roles import Role
+from .audio_path import DEFAULT_AUDIO_PATH, AudioPath
 from .conversation import Conversation
 from .model_choice import ModelChoice, start_models
 from .worker import Worker
@@ -56,6 +57,7 @@ class Host:
         handlers: The notebook's handlers for a tool (``@lab.on_tool``), looked up per call.
         server_log: The last lines of the LiveKit server's log, when this process runs it.
         record_audio: Whether each conversation records its audio beside its record.
+        audio_path: The frame sizes of the user's audio on its way to the model.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Host:
         handlers: Callable[[str], list[Callable[..., Any]]] = lambda _tool: [],
         server_log: Callable[[], str] = lambda: "",
         record_audio: bool = True,
+        audio_path: AudioPath = DEFAULT_AUDIO_PATH,
     ) -> None:
         self.loop = LoopThread(thread)
         self.log = log
@@ -80,6 +83,7 @@ class Host:
         self._models: ModelChoice | None = None
         self._load_role, self._handlers, self._server_log = load_role, handlers, server_log
         self.record_audio = record_audio
+        self.audio_path = audio_path
         self._livekit = ("", "", "")
 
     def start(

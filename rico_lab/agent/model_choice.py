@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from livekit.agents.llm import RealtimeModel
-from livekit.plugins import openai
+from livekit.agents import llm
 
 from .._loop_thread import LoopThread
 from ..errors import ModelError
@@ -23,6 +22,7 @@ from ..evaluation.judge import Judge, LocalRule, OpenAIJudge
 from ..local_model.script import LocalScript
 from ..local_model.server import LocalRealtimeServer
 from ..roles import Role
+from .audio_path import RealtimeModel
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -41,7 +41,7 @@ class ModelChoice:
     """
 
     label: str
-    make: Callable[..., RealtimeModel]
+    make: Callable[..., llm.RealtimeModel]
     judge: Judge
     local: LocalRealtimeServer | None = None
 
@@ -62,8 +62,8 @@ def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -
         base_url = os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
         check_openai_key(base_url, openai_key)
 
-        def make_openai(role: Role, **overrides: Any) -> RealtimeModel:
-            return openai.realtime.RealtimeModel(**(role.realtime_options() | overrides))
+        def make_openai(role: Role, **overrides: Any) -> llm.RealtimeModel:
+            return RealtimeModel(**(role.realtime_options() | overrides))
 
         return ModelChoice("openai", make_openai, OpenAIJudge(openai_key, base_url))
 
@@ -72,8 +72,8 @@ def start_models(loop: LoopThread, script: LocalScript | None, timeout: float) -
     loop.run(server.start(), timeout)
     url = server.base_url
 
-    def make_local(role: Role, **overrides: Any) -> RealtimeModel:
-        return openai.realtime.RealtimeModel(
+    def make_local(role: Role, **overrides: Any) -> llm.RealtimeModel:
+        return RealtimeModel(
             base_url=url, api_key=local_key, **(role.realtime_options() | overrides)
         )
 

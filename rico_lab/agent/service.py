@@ -18,6 +18,7 @@ from ..livekit_server import check_livekit
 from ..local_model.script import LocalScript
 from ..protocol import AGENT_NAME
 from ..roles import Role, load_role
+from .audio_path import DEFAULT_AUDIO_PATH, AudioPath
 from .conversation import Conversation
 from .host import Host, freeze_heap
 
@@ -40,6 +41,8 @@ class Service:
         timeout: Seconds each part may take to start.
         record_audio: Keep each conversation's audio beside its record (stereo OGG), unless
             its role says ``record_audio: false``.
+        audio_path: The frame sizes of the user's audio on its way to the model, as a
+            lab's (a role can override them).
 
     Raises:
         LabError: the server is unreachable or refuses the key, the default role is invalid,
@@ -66,6 +69,7 @@ class Service:
         script: LocalScript | None = None,
         timeout: float = 30.0,
         record_audio: bool = True,
+        audio_path: AudioPath = DEFAULT_AUDIO_PATH,
     ) -> None:
         self.url, self.roles_dir, self.default_role = url, roles_dir, role
         self._host = Host(
@@ -73,6 +77,7 @@ class Service:
             log=Log(runs_dir),
             load_role=self._load_role,
             record_audio=record_audio,
+            audio_path=audio_path,
         )
         self.log = self._host.log
         self.errors = self._host.errors

@@ -29,7 +29,7 @@ EVENT_TYPES = {
     "note": "title, text, role, role_version",
     "usage": "model, input_tokens, output_tokens (totals of the conversation so far)",
     "error": "message",
-    "client_latency": "latency_s, after (speech or text): measured in the client",
+    "client_latency": "latency_s, after (speech or text), ended: measured in the client",
     "recap": "text, role, role_version, model: a summary written on request (lab.recap)",
     "ui": "method, title, text, answer, error, role, role_version: a panel the client showed",
     "recording_started": "file, started: the conversation's audio, written from now on",

@@ -60,7 +60,7 @@ class VoiceClient {
     }
     this.latency = new ListenerLatency(
       () => (this.closed ? null : this.audio.audioContext),
-      (latencyS, after) => this.onLatency(latencyS, after),
+      (latencyS, after, endedAt) => this.onLatency(latencyS, after, endedAt),
     );
     this.audio = new AgentAudio(
       view.root,
@@ -178,10 +178,11 @@ class VoiceClient {
     return sent;
   }
 
-  /** A reply was heard ``latencyS`` after the user's turn ended: show it, tell the agent. */
-  private onLatency(latencyS: number, after: After): void {
-    showLatency(this.view, latencyS, after);
-    this.room.reportLatency(latencyS, after);
+  /** A reply was heard ``latencyS`` after the user's turn ended (at epoch ``endedAt``):
+   * show it, tell the agent. */
+  private onLatency(latencyS: number, after: After, endedAt: number): void {
+    showLatency(this.view, latencyS, after, endedAt);
+    this.room.reportLatency(latencyS, after, endedAt);
   }
 
   private async enableAudio(): Promise<void> {

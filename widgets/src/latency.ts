@@ -39,10 +39,12 @@ export type LevelEvent =
   | { type: "quiet"; t: number } // ...and the user's turn ended at t (the last loud frame's end)
   | { type: "agent"; t: number; quietSince: number }; // agent sound at t, after quiet
 
-/** A reply heard ``latencyS`` after the end of the user's turn, which ended ``after``. */
+/** A reply heard ``latencyS`` after the end of the user's turn, which ended ``after``, at
+ * ``end`` on the audio clock. */
 export interface Heard {
   latencyS: number;
   after: After;
+  end: number;
 }
 
 /** A user turn that ended at ``end`` (audio clock), waiting for the agent's reply. */
@@ -120,7 +122,7 @@ export class ReplyTimer {
         quietSince <= pending.end || t - quietSince >= REPLY_GAP_S;
     if (!reply) return null;
     this.armed = null;
-    return { latencyS: t - pending.end, after: pending.after };
+    return { latencyS: t - pending.end, after: pending.after, end: pending.end };
   }
 }
 
@@ -139,7 +141,8 @@ export class ListenerLatency {
   constructor(
     /** The AudioContext of the agent's audio, opened on demand; null once closed. */
     private readonly context: () => AudioContext | null,
-    private readonly report: (latencyS: number, after: After) => void,
+    /** ``endedAt``: when the user's turn ended, in epoch seconds (the page's clock). */
+    private readonly report: (latencyS: number, after: After, endedAt: number) => void,
   ) {}
 
   /** The published microphone's track (null: none): measured from now on. */
@@ -202,7 +205,12 @@ export class ListenerLatency {
 
   private onLevel(event: LevelEvent): void {
     const heard = this.timer.level(event);
-    if (heard) this.report(heard.latencyS, heard.after);
+    const context = this.context();
+    if (!heard || !context) return;
+    // the audio clock read against the page's, now: a few ms after the worklet's frame,
+    // close enough to line the turn up with what the agent and the model logged
+    const endedAt = (performance.timeOrigin + performance.now()) / 1000;
+    this.report(heard.latencyS, heard.after, endedAt - (context.currentTime - heard.end));
   }
 
   private connect(source: AudioNode, input: number): void {

@@ -136,9 +136,10 @@ export class VoiceRoom {
    * Tell the agent how long the user waited for a reply, measured here (latency.ts): JSON
    * `{"latency_s", "after"}` on the reliable data channel, to the agent alone.
    */
-  reportLatency(latencyS: number, after: "speech" | "text"): void {
+  reportLatency(latencyS: number, after: "speech" | "text", endedAt: number): void {
     if (!this.agentIdentity || this.room.state !== ConnectionState.Connected) return;
-    const report = new TextEncoder().encode(JSON.stringify({ latency_s: latencyS, after }));
+    const fields = { latency_s: latencyS, after, ended: endedAt };
+    const report = new TextEncoder().encode(JSON.stringify(fields));
     this.room.localParticipant
       .publishData(report, {
         reliable: true,

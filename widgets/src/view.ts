@@ -135,11 +135,18 @@ export function showAgentRole(view: View, role: string, version: string): void {
 }
 
 /**
- * The last reply's latency at the listener (latency.ts): data-listener-latency-ms on the root,
- * for tests and benchmarks, and a quiet "reply in 420 ms" beside the agent-audio meter.
+ * The last reply's latency at the listener (latency.ts): data-listener-latency-ms on the root
+ * (and data-listener-turn-ended-ms, the epoch time its turn ended), for tests and benchmarks,
+ * and a quiet "reply in 420 ms" beside the agent-audio meter.
  */
-export function showLatency(view: View, latencyS: number, after: "speech" | "text"): void {
+export function showLatency(
+  view: View,
+  latencyS: number,
+  after: "speech" | "text",
+  endedAt: number,
+): void {
   const ms = Math.round(latencyS * 1000);
+  view.root.dataset.listenerTurnEndedMs = String(Math.round(endedAt * 1000));
   view.root.dataset.listenerLatencyMs = String(ms);
   view.latency.textContent = `reply in ${ms} ms`;
   view.latency.title =

@@ -23,6 +23,7 @@ test("a spoken turn: from its end to the agent's first sound", () => {
   const heard = timer.level({ type: "agent", t: 3.8, quietSince: 1 });
   assert.equal(heard?.after, "speech");
   near(heard?.latencyS, 0.8);
+  assert.equal(heard?.end, 3); // when the turn ended, for the page to put on its own clock
   // reported once: the rest of the reply is not another one
   assert.equal(timer.level({ type: "agent", t: 5, quietSince: 4.9 }), null);
 });
