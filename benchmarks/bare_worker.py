@@ -17,7 +17,7 @@ import os
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext
 from livekit.plugins import openai
 
-from rico_lab.agent.worker import greeting_instructions
+from rico_lab.agent.conversation import greeting_instructions
 from rico_lab.roles import default_roles_dir, load_role
 
 
