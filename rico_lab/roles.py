@@ -456,8 +456,10 @@ def _template_start(source: _Source) -> int | None:
     """File line of the instructions' first template line (block scalars start one below)."""
     if not isinstance(source.root, yaml.MappingNode):
         return None
+    value = next((v for k, v in source.root.value if k.value == "instructions"), None)
+    if value is None:
+        return None  # given through a merge key (<<): no line of its own to count from
     line = _line_of(source.root, ["instructions"])
-    value = next(v for k, v in source.root.value if k.value == "instructions")
     return line + 1 if getattr(value, "style", None) in ("|", ">") else line
 
 
