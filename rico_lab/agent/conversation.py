@@ -34,6 +34,7 @@ from .audio_path import AudioPath
 from .model_choice import ModelChoice
 from .recording import Recording
 from .tools import function_tools
+from .typed_input import TypedInput
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class Conversation:
         self._options = role.realtime_options()  # the model settings the agent runs with
         self._attributes = AgentAttributes(ctx.room, self._keep)
         self._recording: Recording | None = None
+        self._typed: TypedInput | None = None
         #: the lab's frame sizes, as the role overrides them when the conversation starts
         self._audio_path = replace(host.audio_path, **role.audio_path)
         # each Agent brings its own model (see _agent); the session has none of its own
@@ -167,9 +169,10 @@ class Conversation:
         """
         history = self._host.handover.pop(self.room, None)
         agent = self._agent(self.role, history=history)
-        await self.session.start(
-            agent=agent, room=self._ctx.room, room_options=self._audio_path.room_options()
-        )
+        # typed turns are read by TypedInput, which waits for a user not listed yet
+        options = replace(self._audio_path.room_options(), text_input=False)
+        await self.session.start(agent=agent, room=self._ctx.room, room_options=options)
+        self._typed = TypedInput(self._ctx.room, self.session, self.client)
         self._write(
             "session_started",
             **self._where(),
@@ -211,6 +214,8 @@ class Conversation:
     async def close(self, reason: object = "") -> None:
         """The conversation ended: stop following role edits, leave the lab's list."""
         self._unsubscribe()
+        if self._typed is not None:
+            self._typed.close()
         if self._host.conversations.get(self.room) is self:
             del self._host.conversations[self.room]
         self._end(str(reason or "job ended"))
