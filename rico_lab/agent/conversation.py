@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: After end_session, how long the goodbye may take before the room closes regardless.
 _GOODBYE_TIMEOUT_S = 60.0
+#: How long an agent that resumes a conversation after a LiveKit server restart waits for
+#: its user to come back, before it ends the conversation (rather than sit in the room
+#: until LiveKit's empty timeout).
+RESUME_GRACE_S = 30.0
 
 
 class ConversationHost(Protocol):
@@ -184,6 +188,28 @@ class Conversation:
         await self._advertise()
         if history is None:
             self.session.generate_reply(instructions=greeting_instructions(self.role))
+        else:
+            self._keep(self._await_user(RESUME_GRACE_S))
+
+    async def _await_user(self, grace_s: float) -> None:
+        """End a resumed conversation whose user does not come back within ``grace_s``.
+
+        The lab sends an agent to every room a server restart cut off, and the user's client
+        rejoins by itself; one closed meanwhile never does.
+        """
+        deadline = self._loop.time() + grace_s
+        while not any(
+            p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+            for p in self._ctx.room.remote_participants.values()
+        ):
+            if self._ended:  # closed meanwhile, for whatever reason
+                return
+            if self._loop.time() > deadline:
+                reason = "the user did not come back after the LiveKit server restarted"
+                self._end(reason)
+                self._ctx.shutdown(reason)
+                return
+            await asyncio.sleep(0.2)
 
     async def _record_audio(self) -> None:
         """Record both sides beside the record, unless the lab or the role says not to."""
