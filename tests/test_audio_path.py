@@ -20,14 +20,11 @@ BYTES_PER_MS = 24 * 2  # the model's input: 24 kHz, 16-bit mono
 
 
 def talk_once(lab: rico_lab.Lab, role: str) -> None:
-    """A greeting, one spoken turn and its reply."""
+    """Join, and say a few words once the agent is there: audio all the way to the model."""
     p = VoiceParticipant(lab.join(role))
     try:
         p.join(30)
-        p.wait_for("the greeting", p.greeted, 30)
-        p.wait_for("the agent to listen", lambda: p.agent_state() == "listening", 30)
-        p.say(synthesize("Hello there, how are you?", sample_rate=24000), silence_after=1.0)
-        p.wait_for("the reply", lambda: p.replied(1), 30)
+        p.say(synthesize("Hello there.", sample_rate=24000), silence_after=0.2)
     finally:
         p.close()
     # over once the agent has let go of the user's track: no append of it comes after that
