@@ -5,6 +5,7 @@ Read from YAML; a bad one is refused with its file, turn and field named.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class Script:
         path = Path(path)
         try:
             raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise LabError(f"{path}: cannot read the script: {exc}") from None
         return cls.from_dict(raw, where=str(path))
 
@@ -154,12 +155,30 @@ class Script:
         )
         if error is not None:
             raise LabError(_describe(error, where))
+        for n, turn in enumerate(raw["turns"], 1):
+            _check_numbers(turn, n, where)
         turns = tuple(_turn(t) for t in raw["turns"])
         return cls(turns=turns, name=raw.get("name", Path(where).stem), where=where)
 
     def refuse(self, turn: int, field_name: str, problem: str) -> LabError:
         """The error for what turn ``turn`` (1-based) says in ``field_name``."""
         return LabError(f"{self.where}: turn {turn}: field {field_name!r}: {problem}")
+
+
+def _check_numbers(turn: dict[str, Any], n: int, where: str) -> None:
+    """Refuse what JSON Schema lets through: a NaN wait or latency, an endless wait.
+
+    ``.nan`` passes ``minimum`` (no comparison with NaN is false) and ``.inf`` is a number,
+    but a rehearsal would fail on the one mid-run and never end on the other.
+    """
+    numbers = {
+        "wait_s": turn.get("wait_s"),
+        "expect.latency_s": turn.get("expect", {}).get("latency_s"),
+    }
+    for name, value in numbers.items():
+        endless = name == "wait_s" and value == math.inf
+        if isinstance(value, float) and (math.isnan(value) or endless):
+            raise LabError(f"{where}: turn {n}: field {name!r}: {value} is not a finite number")
 
 
 def _turn(raw: dict[str, Any]) -> Turn:

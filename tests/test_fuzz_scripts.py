@@ -1,0 +1,73 @@
+"""Fuzzing the rehearsal-script door: mutated sample scripts load, or fail naming turn and field.
+
+The sample scripts (``tests/scripts``, ``notebooks/scripts``) are mutated as data and as
+text; ``Script.load`` gives a :class:`Script` or a :class:`LabError` that starts with the
+file and names the turn and field (or the top-level field), never another exception.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from fuzz_support import counted, mutations
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from rico_lab.errors import LabError
+from rico_lab.evaluation.script import Script
+
+pytestmark = [pytest.mark.unit, pytest.mark.fuzz]
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = sorted([*REPO.glob("tests/scripts/*.yaml"), *REPO.glob("notebooks/scripts/*.yaml")])
+
+
+@st.composite
+def script_texts(draw: st.DrawFn) -> bytes:
+    """A sample script, mutated as YAML data, then maybe cut or spliced as text and bytes."""
+    raw = yaml.safe_load(draw(st.sampled_from(SAMPLES)).read_text())
+    text = yaml.safe_dump(draw(mutations(raw)), sort_keys=False, allow_unicode=True)
+    cut = draw(st.integers(0, len(text)))
+    body = draw(st.sampled_from(["as is", "truncated", "inserted", "bytes"]))
+    if body == "truncated":
+        text = text[:cut]
+    elif body == "inserted":
+        text = text[:cut] + draw(st.text(max_size=8)) + text[cut:]
+    encoded = text.encode()
+    if body == "bytes":
+        encoded = encoded[:cut] + draw(st.binary(min_size=1, max_size=4)) + encoded[cut:]
+    return encoded
+
+
+#: What follows ``<file>: `` in a script's error: the turn and field, a top-level field, or
+#: why the file is no script at all.
+NAMED = re.compile(r"(turn \d+: )?field ['\"]|cannot read the script: ")
+
+
+# found by the fuzzer (shrunk): a file not UTF-8 raised UnicodeDecodeError; found by reading
+# the schema it led to: a NaN or an endless wait was accepted, to fail or hang mid-rehearsal
+@given(script_texts())
+@example(b"\x80turns: [{say: hi}]\n")
+@example(b"turns: [{say: hi, wait_s: .nan}]\n")
+@example(b"turns: [{say: hi, wait_s: .inf}]\n")
+@example(b"turns: [{say: hi, expect: {latency_s: .nan}}]\n")
+@counted("rehearsal scripts")
+def test_a_mutated_script_loads_or_names_turn_and_field(content: bytes):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "script.yaml"
+        path.write_bytes(content)
+        try:
+            script = Script.load(path)
+        except LabError as error:
+            message = str(error)
+            assert message.startswith(f"{path}: "), message
+            assert NAMED.match(message[len(f"{path}: ") :]), message
+            return
+    assert script.turns and all(isinstance(t.say, str) and t.say for t in script.turns)
+    assert all(math.isfinite(t.wait_s) and t.wait_s >= 0 for t in script.turns)
+    assert all(t.latency_s is None or t.latency_s > 0 for t in script.turns)
