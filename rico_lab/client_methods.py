@@ -90,10 +90,16 @@ def check_call(method: str, payload: str) -> Call:
     return _call(method, values)
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _parse(payload: str) -> tuple[dict[str, Any], Any, bool]:
     try:
-        call = json.loads(payload)
-    except ValueError:
+        # as the page's JSON.parse reads it: no NaN or Infinity, and nesting of any depth
+        # is refused, not a RecursionError
+        call = json.loads(payload, parse_constant=_not_json)
+    except (ValueError, RecursionError):
         raise CallRefused(message("payload_not_json")) from None
     if not isinstance(call, dict):
         raise CallRefused(message("payload_shape"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -145,8 +146,9 @@ class HeadlessClient:
         values: dict[str, Any] = {}
         for name, field in fields.items():  # as the page submits it: every field, in order
             value = answer.get(name)
-            if field["type"] == "number":
-                values[name] = value if isinstance(value, int | float) else None
+            if field["type"] == "number":  # the page sends null for what is no number
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                values[name] = value if number and math.isfinite(value) else None
             else:
                 values[name] = "" if value is None else str(value)
         return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
