@@ -263,11 +263,15 @@ export interface Table {
   rows: string[][];
 }
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
 /** ``rows`` under ``columns``, by default the object rows' keys in order of appearance. */
 export function tableOf(rows: Row[], columns?: string[]): Table {
   const names =
     columns ?? [...new Set(rows.flatMap((row) => (Array.isArray(row) ? [] : Object.keys(row))))];
-  const cells = (row: Row) => (Array.isArray(row) ? row : names.map((name) => row[name]));
+  // own keys only: a column named "constructor" must not show what every object inherits
+  const cells = (row: Row) =>
+    Array.isArray(row) ? row : names.map((name) => (hasOwn.call(row, name) ? row[name] : null));
   return { columns: names, rows: rows.map((row) => cells(row).map(cellText)) };
 }
 
