@@ -41,6 +41,8 @@ settings.register_profile(
     suppress_health_check=_RELAXED,
 )
 settings.load_profile("long" if _LONG else "suite")
+#: Inputs per property for a door each input of which needs a real server and a connection.
+SERVER_EXAMPLES = int(_LONG or 0) or 15
 
 F = TypeVar("F", bound=Callable[..., Any])
 _report: list[TextIO] = []

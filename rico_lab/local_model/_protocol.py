@@ -122,10 +122,17 @@ def merge_session(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
     return merged
 
 
+def check_types(given: dict[str, Any], wanted: dict[str, type | tuple[type, ...]], at: str) -> None:
+    """Refuse a field of the wrong JSON type (absent or null is fine), naming it as OpenAI does."""
+    for name, kind in wanted.items():
+        if given.get(name) is not None and not isinstance(given[name], kind):
+            raise ClientError("invalid_type", f"Invalid type for '{at}{name}'.", at + name)
+
+
 def check_item(item: dict[str, Any]) -> None:
     """Refuse a created item of an unknown type or without the fields its type needs."""
     kind = item.get("type")
-    if kind not in _ITEM_FIELDS:
+    if not isinstance(kind, str) or kind not in _ITEM_FIELDS:
         raise ClientError(
             "invalid_value",
             f"Invalid value: '{kind}'. Supported values are: 'message', 'function_call', "

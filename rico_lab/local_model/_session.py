@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import copy
 import json
 import logging
@@ -25,6 +24,7 @@ from ._protocol import (
     ConversationItems,
     InputBuffer,
     check_item,
+    check_types,
     default_config,
     merge_session,
     ms,
@@ -50,6 +50,16 @@ logger = logging.getLogger(__name__)
 #: Errors the session answers as OpenAI does, which are no trouble: logged at debug only.
 _HARMLESS_ERRORS = frozenset({"response_cancel_not_active"})
 _MIN_COMMIT_SAMPLES = INPUT_RATE // 10  # OpenAI refuses to commit less than 100 ms
+# the JSON types of the fields a session or a response reads, checked before it reads them
+_SESSION_TYPES = {"instructions": str, "tools": list, "audio": dict, "tool_choice": (str, dict)}
+_RESPONSE_TYPES = {
+    "instructions": str,
+    "audio": dict,
+    "output_modalities": list,
+    "tools": list,
+    "tool_choice": (str, dict),
+    "metadata": dict,
+}
 
 
 class Session:
@@ -211,6 +221,7 @@ class Session:
                 "The local server only offers realtime sessions, not transcription ones.",
                 "session.type",
             )
+        check_types(update, _SESSION_TYPES, "session.")
         merged = merge_session(self._config, update)
         audio_in = merged["audio"]["input"]
         audio_in["turn_detection"] = normalize_turn_detection(audio_in.get("turn_detection"))
@@ -221,7 +232,10 @@ class Session:
                 "session.output_modalities",
             )
         tools = merged.get("tools") or []
-        if not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools):
+        check_types(merged["audio"]["output"], {"voice": str}, "session.audio.output.")
+        if not isinstance(tools, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools
+        ):
             raise ClientError("invalid_value", "Every tool needs a name.", "session.tools")
         voice = merged["audio"]["output"]["voice"]
         if voice != self._config["audio"]["output"]["voice"] and self._assistant_audio():
@@ -273,7 +287,7 @@ class Session:
     async def _on_append(self, event: dict[str, Any]) -> None:
         try:
             pcm = base64.b64decode(event.get("audio") or "", validate=True)
-        except (binascii.Error, TypeError) as e:
+        except (ValueError, TypeError) as e:  # binascii.Error, and text that is not ASCII
             raise ClientError("invalid_value", f"audio is not valid base64: {e}", "audio") from e
         if len(pcm) % 2:
             raise ClientError("invalid_value", "audio must be whole PCM16 samples.", "audio")
@@ -393,6 +407,8 @@ class Session:
             )
         item = copy.deepcopy(item)
         item_id = item.setdefault("id", new_id("item"))
+        check_types(item, {"id": str, "status": str, "content": list}, "item.")
+        check_types(event, {"previous_item_id": str}, "")
         if self._conversation.index(item_id) is not None:
             raise ClientError(
                 "item_create_duplicate_item_id",
@@ -488,6 +504,10 @@ class Session:
         params = event.get("response") or {}
         if not isinstance(params, dict):
             raise ClientError("invalid_type", "response must be an object.", "response")
+        check_types(params, _RESPONSE_TYPES, "response.")
+        check_types(params.get("audio") or {}, {"output": dict}, "response.audio.")
+        output = (params.get("audio") or {}).get("output") or {}
+        check_types(output, {"voice": str}, "response.audio.output.")
         await self._start_response(params)
 
     async def _on_response_cancel(self, event: dict[str, Any]) -> None:
