@@ -71,7 +71,7 @@ topics = st.sampled_from([LATENCY_TOPIC, UI_TOPIC, CHAT, "rico_lab.other", "lk.t
 
 @settings(max_examples=SERVER_EXAMPLES)
 @given(sender=st.sampled_from(["user", "intruder"]), topic=topics, payload=payloads)
-@counted("room")
+@counted("room packets and text streams")
 def test_packets_on_any_topic_leave_the_conversation_going(
     room: dict[str, Any], sender: str, topic: str, payload: bytes
 ):
