@@ -506,7 +506,14 @@ def test_end_session_ends_normally_but_an_agent_vanishing_is_an_error(bench: Ben
     expect(notice).to_have_text("The agent ended the session: the user said <b>bye</b>")
     expect(client.locator(".rico-error")).to_be_empty()
     expect(client).to_have_attribute("data-agent-state", "")
-    assert bench.kernel("print(end.status, repr(end.error))").split() == ["disconnected", "''"]
+    # the page's state reaches Python over the widget's comm, a moment after the page shows it
+    deadline = time.monotonic() + 10
+    while (seen := bench.kernel("print(end.status, repr(end.error))").split()) != [
+        "disconnected",
+        "''",
+    ]:
+        assert time.monotonic() < deadline, f"Python still sees {seen}"
+        time.sleep(0.1)
 
 
 # -- hostile text through every renderer -------------------------------------------------------
