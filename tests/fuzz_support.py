@@ -161,3 +161,20 @@ def _at(tree: Any, path: tuple[Any, ...]) -> Any:
     for key in path:
         tree = tree[key]
     return tree
+
+
+#: How a file's text is damaged: kept, cut short, spliced with text, or with raw bytes.
+DAMAGES = ("as is", "truncated", "inserted", "bytes")
+
+
+def damaged(draw: st.DrawFn, text: str, how: str) -> bytes:
+    """``text`` as a file's bytes, damaged ``how`` (one of :data:`DAMAGES`) at a random place."""
+    cut = draw(st.integers(0, len(text)))
+    if how == "truncated":
+        text = text[:cut]
+    elif how == "inserted":
+        text = text[:cut] + draw(st.text(max_size=8)) + text[cut:]
+    encoded = text.encode()
+    if how == "bytes":
+        encoded = encoded[:cut] + draw(st.binary(min_size=1, max_size=4)) + encoded[cut:]
+    return encoded

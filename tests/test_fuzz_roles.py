@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fuzz_support import counted, mutations, scalars, values
+from fuzz_support import DAMAGES, counted, damaged, mutations, scalars, values
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -85,19 +85,11 @@ def role_files(draw: st.DrawFn) -> tuple[str, dict[str, bytes]]:
     elif focus == "data":
         raw["data"] = draw(st.dictionaries(scalars, values, max_size=3) | DATA_NAMES)
     raw = draw(mutations(raw, ROLE_VALUES, least=0 if focus != "none" else 1))
-    body = draw(st.sampled_from(["as is", "truncated", "inserted", "merge", "bytes"]))
+    body = draw(st.sampled_from([*DAMAGES, "merge"]))
     if body == "merge" and isinstance(raw, dict):  # the instructions through a YAML merge key
         merged = {"instructions": raw.pop("instructions", draw(TEMPLATES))}
         raw = {"<<": merged, **raw}
-    text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
-    cut = draw(st.integers(0, len(text)))
-    if body == "truncated":
-        text = text[:cut]
-    elif body == "inserted":
-        text = text[:cut] + draw(st.text(max_size=8)) + text[cut:]
-    encoded = text.encode()
-    if body == "bytes":
-        encoded = encoded[:cut] + draw(st.binary(min_size=1, max_size=4)) + encoded[cut:]
+    encoded = damaged(draw, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), body)
     files = {"role.yaml" if sample.is_dir() else f"{name}.yaml": encoded}
     if sample.is_dir():
         for neighbour in sample.iterdir():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fuzz_support import counted, mutations
+from fuzz_support import DAMAGES, counted, damaged, mutations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -32,16 +32,7 @@ def script_texts(draw: st.DrawFn) -> bytes:
     """A sample script, mutated as YAML data, then maybe cut or spliced as text and bytes."""
     raw = yaml.safe_load(draw(st.sampled_from(SAMPLES)).read_text())
     text = yaml.safe_dump(draw(mutations(raw)), sort_keys=False, allow_unicode=True)
-    cut = draw(st.integers(0, len(text)))
-    body = draw(st.sampled_from(["as is", "truncated", "inserted", "bytes"]))
-    if body == "truncated":
-        text = text[:cut]
-    elif body == "inserted":
-        text = text[:cut] + draw(st.text(max_size=8)) + text[cut:]
-    encoded = text.encode()
-    if body == "bytes":
-        encoded = encoded[:cut] + draw(st.binary(min_size=1, max_size=4)) + encoded[cut:]
-    return encoded
+    return damaged(draw, text, draw(st.sampled_from(DAMAGES)))
 
 
 #: What follows ``<file>: `` in a script's error: the turn and field, a top-level field, or
