@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -68,9 +69,12 @@ def test_a_killed_server_comes_back_and_the_conversation_goes_on(lab_page):
         expect(client.locator(".rico-error")).to_have_text("")
         assert sorted(kinds_in(lab, room)) == ["agent", "user"]
 
-    # the record kept every turn, and says where the server cut the conversation
-    turns = lab.log.turns
-    said = list(turns[turns.session == room]["text"])
+    # the record kept every turn, and says where the server cut the conversation; the last
+    # reply is recorded once it has been said, a moment after the page shows its words
+    deadline = time.monotonic() + 30
+    while len(said := list(lab.log.turns.query("session == @room")["text"])) < 5:
+        assert time.monotonic() < deadline, said
+        time.sleep(0.2)
     assert said[1:] == [
         "before the crash",
         "Turn 1: you wrote: before the crash",
