@@ -61,10 +61,11 @@ class Lab:
         record_audio: keep each conversation's audio, both sides in one stereo OGG beside
             its runs file (``lab.log.sessions["audio"]``), for ``lab.listen`` and
             ``lab.replay``; False keeps none (a role can say so too: ``record_audio:
-            false``). It costs about 5% CPU (``docs/performance.md``).
+            false``). It costs about 6% CPU (``docs/performance.md``).
         audio_path: the frame sizes of the user's audio on its way to the model (10 ms
-            input frames, 20 ms chunks to the model, against livekit's 50 and 100: about
-            60 ms off each reply, ``docs/performance.md``); a role can override them.
+            input frames, 20 ms chunks to the model, against livekit's 50 and 100: 48 ms off
+            the median reply in the browser, ``docs/performance.md``); a role can override
+            them.
 
     Raises:
         LabError: a part could not start; the message says which and what to do.

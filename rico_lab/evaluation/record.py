@@ -149,9 +149,12 @@ class Log:
         Known from its ``recording_started`` event on, so a recording cut short by a dead
         kernel is still found (``whole`` False), as far as it got.
         """
-        runs_file, found = self.file_of(session), None
+        runs_file = self.file_of(session)
+        if runs_file is None:
+            return None
+        found = None
         for e in self.records(session):
-            if e["type"] in _RECORDING_EVENTS and runs_file is not None:
+            if e["type"] in _RECORDING_EVENTS:
                 found = found or Recording(runs_file.parent / e["file"], e["started"], False)
                 if e["type"] == "recording" and e["file"] == found.path.name:
                     return Recording(found.path, found.started, whole=True)
