@@ -91,3 +91,11 @@ def test_resample_keeps_the_pitch() -> None:
         assert abs(len(out) - rate * seconds) <= 1
         peak_hz = np.argmax(np.abs(np.fft.rfft(out))) * rate / len(out)
         assert abs(peak_hz - 500) < 5
+
+
+def test_a_line_starts_with_its_voice_not_espeaks_lead_in() -> None:
+    # espeak-ng opens every line with 10-50 ms of near silence; a local reply's first audio
+    # would carry none of its voice, and the listener's latency would count the lead-in
+    for text in ("Hello there, how are you today?", "Turn 3: I heard you.", "Sure."):
+        line = speech.synthesize(text)
+        assert np.abs(line[: 24000 * 5 // 1000].astype(np.int32)).max() > 33, text

@@ -6,7 +6,7 @@ input cuts the user's track into 50 ms frames, and the OpenAI plugin sends them 
 model's websocket in 100 ms chunks (a constant in its session, with no option); the
 model's VAD finds the end of the turn only in audio it has been sent. ``AudioPath`` makes
 both small. OpenAI takes appends of any length (only a commit needs 100 ms in the
-buffer), and the local model's VAD reads 30 ms frames out of whatever arrives.
+buffer), and the local model's VAD reads 10 ms frames out of whatever arrives.
 """
 
 from __future__ import annotations

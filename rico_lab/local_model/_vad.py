@@ -13,10 +13,12 @@ import webrtcvad
 INPUT_RATE = 24000
 """The realtime API's input rate; every count of samples here is at this rate."""
 
-FRAME_MS = 30
-_FRAME_24K = INPUT_RATE * FRAME_MS // 1000  # 720 samples, a multiple of 3 so 24k -> 16k is exact
-_START_WINDOW_FRAMES = 10  # speech starts when most of the last 300 ms is voiced ...
-_START_VOICED_FRAMES = 6  # ... 180 ms of it, so a click or a cough does not open a turn
+FRAME_MS = 10
+"""webrtcvad's shortest frame: a turn ends ``silence_duration_ms`` after the last voiced
+frame, to within 10 ms (30 ms frames ended it 15 ms later on average, and 510 ms for 500)."""
+_FRAME_24K = INPUT_RATE * FRAME_MS // 1000  # 240 samples, a multiple of 3 so 24k -> 16k is exact
+_START_WINDOW_FRAMES = 300 // FRAME_MS  # speech starts when most of the last 300 ms is voiced ...
+_START_VOICED_FRAMES = 180 // FRAME_MS  # ... 180 ms of it: a click or a cough opens no turn
 
 
 def vad_mode(threshold: float) -> int:
@@ -32,10 +34,13 @@ def energy_floor(threshold: float) -> float:
     """The RMS (int16 scale) below which a frame is silence whatever webrtcvad says.
 
     webrtcvad adapts to its noise and can call faint hiss speech right after a loud
-    utterance; the floor runs from -70 dBFS (threshold 0) to -30 dBFS (threshold 1),
-    -50 dBFS at the API's default 0.5.
+    utterance: a browser's capture processing (noise suppression, gain control) leaves
+    80 ms of it at -50 to -46 dBFS after every utterance, which a -50 dBFS floor heard as
+    speech, ending each turn that much late. The floor runs from -60 dBFS (threshold 0)
+    to -20 dBFS (threshold 1), -40 dBFS at the API's default 0.5; speech at a microphone
+    is -30 to -10 dBFS.
     """
-    return 32768 * 10 ** ((-70 + 40 * min(max(threshold, 0.0), 1.0)) / 20)
+    return 32768 * 10 ** ((-60 + 40 * min(max(threshold, 0.0), 1.0)) / 20)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class VadEvent:
 
 
 class _FrameClassifier:
-    """Says whether one 30 ms frame at 24 kHz is voiced."""
+    """Says whether one ``FRAME_MS`` frame at 24 kHz is voiced."""
 
     def __init__(self, threshold: float) -> None:
         self._vad = webrtcvad.Vad(vad_mode(threshold))

@@ -116,9 +116,29 @@ def _synthesize_cached(text: str, espeak_voice_name: str, sample_rate: int) -> n
         raise SpeechSynthesisError(f"espeak-ng failed ({proc.returncode}): {stderr}")
     samples, rate = _parse_wav(proc.stdout)
     out = resample(samples, rate, sample_rate)
+    out = out[_voice_onset(out, sample_rate) :]
     out.flags.writeable = False  # the cache hands out copies; its own array must not change
     logger.debug("synthesized %.2f s with %s: %r", len(out) / sample_rate, espeak_voice_name, text)
     return out
+
+
+#: below this (-60 dBFS) a sample is espeak-ng's lead-in, not yet its voice
+_LEAD_IN_LEVEL = 33
+#: kept before the first sample above it, so the voice's own attack is not cut
+_ONSET_MARGIN_S = 0.002
+
+
+def _voice_onset(samples: np.ndarray, sample_rate: int) -> int:
+    """Where the voice starts: espeak-ng opens each line with 10 to 50 ms of near silence.
+
+    A realtime model's first audio delta carries its voice; with the lead-in, the first
+    sound of every local reply came tens of milliseconds late, which latency figures would
+    put on the transport.
+    """
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _LEAD_IN_LEVEL)
+    if loud.size == 0:
+        return 0
+    return max(0, int(loud[0]) - int(_ONSET_MARGIN_S * sample_rate))
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
