@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
+from . import _bounded_yaml
 from ._jsonschema import jsonschema
 from .client_methods import CLIENT_METHODS
 from .errors import RoleError
@@ -355,14 +356,14 @@ def _read_text(file: Path, where: Path | str) -> str:
 def parse_role(text: str, path: Path, expected_name: str | None = None) -> Role:
     """Build a :class:`Role` from YAML ``text`` that lives (or will live) at ``path``."""
     try:
-        root = yaml.compose(text)
-        raw: Any = yaml.safe_load(text)
+        root = _bounded_yaml.compose(text)
+        raw: Any = _bounded_yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         # a character YAML refuses outright (a ReaderError) has a position, not a mark
         line = mark.line + 1 if mark else text[: getattr(exc, "position", 0)].count("\n") + 1
-        where = f"{path}:{line}"
-        raise RoleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        what = "YAML refused" if isinstance(exc, _bounded_yaml.AliasBombError) else "not valid YAML"
+        raise RoleError(f"{path}:{line}: {what}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
         raise RoleError(f"{path}:1: a role is a mapping of fields, got {type(raw).__name__}")
     source = _Source(path, root)
@@ -502,7 +503,7 @@ def _load_data(spec: Any, source: _Source) -> dict[str, Any]:
         loaded = (
             json.loads(file.read_text())
             if file.suffix == ".json"
-            else yaml.safe_load(file.read_text())
+            else _bounded_yaml.safe_load(file.read_text())
         )
     except (ValueError, yaml.YAMLError, csv.Error) as exc:
         raise RoleError(f"{where}: field 'data': cannot read {file}: {exc}") from None

@@ -178,3 +178,16 @@ def damaged(draw: st.DrawFn, text: str, how: str) -> bytes:
     if how == "bytes":
         encoded = encoded[:cut] + draw(st.binary(min_size=1, max_size=4)) + encoded[cut:]
     return encoded
+
+
+def alias_bomb(indent: str = "") -> str:
+    """A "billion laughs": nine levels of nine aliases, 9**9 nodes once expanded, in 9 lines.
+
+    Each line is indented by ``indent``, so the bomb can be a mapping under a key: where it
+    stands alone, the unknown keys ``a`` to ``i`` are refused before anything walks it.
+    """
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{level}: &{level} [{', '.join(['*' + below] * 9)}]"
+        for below, level in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    return "".join(f"{indent}{line}\n" for line in levels)

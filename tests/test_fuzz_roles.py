@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fuzz_support import DAMAGES, counted, damaged, mutations, scalars, values
+from fuzz_support import DAMAGES, alias_bomb, counted, damaged, mutations, scalars, values
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -112,7 +112,7 @@ def write_role(folder: Path, name: str, files: dict[str, bytes]) -> Path:
 
 #: What an error of a role file says after ``<file>:<line>: ``: the field at fault, or why
 #: the file could not be read as a role at all.
-NAMED = re.compile(r"field '|not valid YAML|not UTF-8|a role is a mapping")
+NAMED = re.compile(r"field '|not valid YAML|YAML refused|not UTF-8|a role is a mapping")
 
 
 def assert_points_at_file(error: RoleError, path: Path) -> None:
@@ -145,6 +145,13 @@ def load_or_refuse(path: Path) -> Role | None:
 @example(("demo", {"demo.yaml": b"\x1finstructions: hi\n"}))  # a character YAML refuses
 @example(("demo", {"demo.yaml": b"\x80instructions: hi\n"}))  # not UTF-8
 @example(("shop", {"role.yaml": b"instructions: hi\ndata: menu.csv\n", "menu.csv": b"a\n1,2\n"}))
+# ...and an alias bomb (in the role, or its data) never returned; an alias cycle crashed with
+# RecursionError
+@example(("demo", {"demo.yaml": f"instructions: hi\ndata:\n{alias_bomb('  ')}".encode()}))
+@example(
+    ("shop", {"role.yaml": b"instructions: hi\ndata: x.yaml\n", "x.yaml": alias_bomb().encode()})
+)
+@example(("demo", {"demo.yaml": b"instructions: hi\ndata: &a {a: *a}\n"}))
 @counted("role files")
 def test_a_mutated_role_loads_or_names_file_line_and_field(role: tuple[str, dict[str, bytes]]):
     name, files = role

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fuzz_support import DAMAGES, counted, damaged, mutations
+from fuzz_support import DAMAGES, alias_bomb, counted, damaged, mutations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -47,6 +47,10 @@ NAMED = re.compile(r"(turn \d+: )?field ['\"]|cannot read the script: ")
 @example(b"turns: [{say: hi, wait_s: .nan}]\n")
 @example(b"turns: [{say: hi, wait_s: .inf}]\n")
 @example(b"turns: [{say: hi, expect: {latency_s: .nan}}]\n")
+# an alias bomb never returned (the error that 'say' is no text quotes its 9**9 nodes), and
+# one under 'args' loaded, to hang whatever showed the script; a cycle loaded as well
+@example(f"turns:\n  - say:\n{alias_bomb(' ' * 6)}".encode())
+@example(b"turns: [{say: hi, expect: {args: &a {a: *a}}}]\n")
 @counted("rehearsal scripts")
 def test_a_mutated_script_loads_or_names_turn_and_field(content: bytes):
     with tempfile.TemporaryDirectory() as folder:

@@ -1,7 +1,9 @@
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from fuzz_support import alias_bomb
 
 import rico_lab
 from rico_lab.errors import LabError
@@ -49,6 +51,18 @@ def test_scripts_read_as_written():
     order = Script.load(SCRIPTS / "order_on_screen.yaml").turns
     assert (order[1].answer, order[1].answered, order[0].answered) == ("2", True, False)
     assert order[2].shown.method == "show_table" and order[3].no_tool == "show_menu"
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(30)  # an alias bomb never returned: a hang is a failure
+def test_a_script_s_aliases_load_unless_they_explode(tmp_path):
+    path = tmp_path / "aliases.yaml"
+    path.write_text("turns:\n  - &hi {say: hi}\n  - *hi\n  - {<<: *hi, wait_s: 1}\n")
+    assert [(t.say, t.wait_s) for t in Script.load(path).turns] == [("hi", 0), ("hi", 0), ("hi", 1)]
+    path.write_text("turns:\n  - say:\n" + alias_bomb("      "))
+    bomb = r"line 9, column 14: the alias \*f expands the document past 1,000,000 nodes"
+    with pytest.raises(LabError, match=rf"^{re.escape(str(path))}: cannot read the script: {bomb}"):
+        Script.load(path)
 
 
 @pytest.mark.integration

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fuzz_support import alias_bomb
 
 from rico_lab.errors import RoleError
 from rico_lab.roles import load_role, roles
@@ -116,9 +117,13 @@ BAD = {
     "tool schema not object": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: ask\n    parameters: {type: string}\n", 6, "must have type: object"),
     "handler not importable": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: no_such_module:f\n", 5, "'tools.0.python': cannot import 'no_such_module'"),
     "handler missing": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: json:no_such_function\n", 5, "'json' has no function 'no_such_function'"),
+    # each of these never returned, or crashed: refused at once
+    "alias bomb": ("instructions: hi\ndata:\n" + alias_bomb("  "), 9, r"YAML refused: the alias \*f expands the document past 1,000,000 nodes"),
+    "alias cycle": ("instructions: hi\ndata: &a {a: *a}\n", 2, r"YAML refused: the alias \*a is inside the node it names"),
 }  # fmt: skip
 
 
+@pytest.mark.timeout(30)  # a hang is a failure, not a stalled suite
 @pytest.mark.parametrize(("text", "line", "message"), BAD.values(), ids=BAD.keys())
 def test_bad_role_names_file_line_and_field(tmp_path, text, line, message):
     path = tmp_path / "bad.yaml"
@@ -126,6 +131,25 @@ def test_bad_role_names_file_line_and_field(tmp_path, text, line, message):
     with pytest.raises(RoleError, match=message) as info:
         load_role("bad", tmp_path)
     assert str(info.value).startswith(f"{path}:{line}: "), str(info.value)
+
+
+def test_anchors_and_aliases_of_a_few_nodes_still_load(tmp_path):
+    write(
+        tmp_path,
+        "a",
+        """
+        instructions: Sell {{ items | join(', ') }}; again {{ again | join(', ') }}.
+        data:
+          items: &items [soup, bread]
+          again: *items
+        tools:
+          - &note {name: note, description: Save a note., ui: save_note}
+          - {<<: *note, name: other_note}
+        """,
+    )
+    role = load_role("a", tmp_path)
+    assert role.render() == "Sell soup, bread; again soup, bread."
+    assert [t.name for t in role.tools] == ["note", "other_note"]
 
 
 def test_round_trip_load_edit_save_load(tmp_path):

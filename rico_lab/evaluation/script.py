@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .. import _bounded_yaml
 from .._jsonschema import jsonschema
 from ..client_methods import CLIENT_METHODS
 from ..errors import LabError
@@ -142,7 +143,7 @@ class Script:
         """Read a YAML script; a bad one raises :class:`LabError` naming file and field."""
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = _bounded_yaml.safe_load(path.read_text())
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise LabError(f"{path}: cannot read the script: {exc}") from None
         return cls.from_dict(raw, where=str(path))
