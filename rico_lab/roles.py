@@ -15,7 +15,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -25,6 +25,9 @@ from typing import Any
 import jinja2
 import pandas as pd
 import yaml
+from jinja2 import nodes
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
 from . import _bounded_yaml
@@ -602,13 +605,94 @@ def _role_module(file: Path) -> ModuleType:
     return module
 
 
+#: Budgets of one rendering of a role's instructions, so that no template renders forever or
+#: fills the memory (nested loops, a macro calling itself twice, ``'x' * 10**10``,
+#: ``10 ** (10 ** 10)``): each is refused within a fraction of a second. A real role's prompt
+#: is a few thousand characters, made in tens of loop iterations and calls, and a realtime
+#: model's context holds some 100,000 characters: the budgets are far beyond both.
+MAX_RENDERED_CHARS = 1_000_000
+#: ...loop iterations, all loops together (a million take under 0.1 s)
+MAX_LOOP_ITERATIONS = 1_000_000
+#: ...calls of macros, functions and methods (each costs tens of iterations: 50,000 take 0.1-0.4 s)
+MAX_TEMPLATE_CALLS = 50_000
+#: ...bits of a number made by ``*`` or ``**`` (about 30,000 digits)
+MAX_NUMBER_BITS = 100_000
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """Jinja's sandbox with the budgets above, for one rendering (it counts as it goes).
+
+    The sandbox already refuses unsafe attributes and a ``range`` of over 100,000 items, and
+    calls :meth:`call` and :meth:`call_binop` for the template's calls and operators; these
+    count the calls and refuse an operation whose result would be too large before Python
+    computes it. Loops are counted as :meth:`compile_counted` makes them.
+    """
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def __init__(self) -> None:
+        super().__init__(undefined=jinja2.StrictUndefined, autoescape=False)
+        self.iterations = 0
+        self.calls = 0
+        # one object, so that call() knows the loops' wrapper by identity
+        self.loop_budget = self._count_iterations
+
+    def _count_iterations(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        for item in iterable:
+            self.iterations += 1
+            if self.iterations > MAX_LOOP_ITERATIONS:
+                raise SecurityError(f"over {MAX_LOOP_ITERATIONS:,} loop iterations")
+            yield item
+
+    def compile_counted(self, template: str) -> jinja2.Template:
+        """``from_string``, with every ``for`` loop iterating through :attr:`loop_budget`."""
+        tree = self.parse(template)
+        for loop in tree.find_all(nodes.For):
+            budget = nodes.EnvironmentAttribute("loop_budget", lineno=loop.lineno)
+            loop.iter = nodes.Call(budget, [loop.iter], [], None, None, lineno=loop.lineno)
+        tree.set_environment(self)
+        return self.from_string(tree)
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if obj is not self.loop_budget:
+            self.calls += 1
+            if self.calls > MAX_TEMPLATE_CALLS:
+                raise SecurityError(f"over {MAX_TEMPLATE_CALLS:,} calls")
+        return super().call(context, obj, *args, **kwargs)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        sequences = (str, list, tuple)
+        ints = isinstance(left, int) and isinstance(right, int)
+        if operator == "+" and isinstance(left, sequences) and isinstance(right, sequences):
+            if len(left) + len(right) > MAX_RENDERED_CHARS:
+                raise SecurityError(f"'+' would make over {MAX_RENDERED_CHARS:,} items")
+        elif operator == "*" and ints:
+            if left.bit_length() + right.bit_length() > MAX_NUMBER_BITS:
+                raise SecurityError(f"'*' would make a number of over {MAX_NUMBER_BITS:,} bits")
+        elif operator == "*" and isinstance(left, (*sequences, int)) and isinstance(right, int):
+            times, sequence = (left, right) if isinstance(left, int) else (right, left)
+            if len(sequence) * times > MAX_RENDERED_CHARS:
+                raise SecurityError(f"'*' would make over {MAX_RENDERED_CHARS:,} items")
+        elif operator == "**" and ints and right > 0 and abs(left) > 1:
+            if left.bit_length() * right > MAX_NUMBER_BITS:
+                raise SecurityError(f"'**' would make a number of over {MAX_NUMBER_BITS:,} bits")
+        return super().call_binop(context, operator, left, right)
+
+
 def _render(template: str, data: dict[str, Any], source: _Source) -> str:
-    """Render instructions with StrictUndefined, so a typo'd variable is an error, not ''."""
+    """Render instructions in a bounded sandbox, with StrictUndefined (a typo is an error)."""
     where = source.at(["instructions"])
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     try:
+        env = _BoundedEnvironment()
+        pieces: list[str] = []
+        length = 0
         # a mapping, not keywords: data may have keys that are no names (1, "data", None)
-        return env.from_string(template).render({"data": data, **data}).strip()
+        for piece in env.compile_counted(template).generate({"data": data, **data}):
+            length += len(piece)
+            if length > MAX_RENDERED_CHARS:
+                raise SecurityError(f"the prompt runs past {MAX_RENDERED_CHARS:,} characters")
+            pieces.append(piece)
+        return "".join(pieces).strip()
     except jinja2.TemplateSyntaxError as exc:
         first = _template_start(source)
         at = f"{source.path}:{first + exc.lineno - 1}" if first else where

@@ -49,6 +49,11 @@ JINJA = st.sampled_from(
         "{#",
     ]
 )
+#: Templates that never returned: a loop of 10**10 turns, a macro that calls itself twice
+NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+MACRO_TWICE = (
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(99) }}"
+)
 TEMPLATES = st.lists(JINJA | st.text(max_size=10), min_size=1, max_size=4).map("".join)
 SCHEMAS = st.fixed_dictionaries(
     {"type": st.sampled_from(["object", "string", "array", 3, None])},
@@ -145,13 +150,17 @@ def load_or_refuse(path: Path) -> Role | None:
 @example(("demo", {"demo.yaml": b"\x1finstructions: hi\n"}))  # a character YAML refuses
 @example(("demo", {"demo.yaml": b"\x80instructions: hi\n"}))  # not UTF-8
 @example(("shop", {"role.yaml": b"instructions: hi\ndata: menu.csv\n", "menu.csv": b"a\n1,2\n"}))
-# ...and an alias bomb (in the role, or its data) never returned; an alias cycle crashed with
-# RecursionError
+# ...and these never returned or filled the memory: an alias bomb (in the role, or its data),
+# templates that do not end or explode; an alias cycle crashed with RecursionError
 @example(("demo", {"demo.yaml": f"instructions: hi\ndata:\n{alias_bomb('  ')}".encode()}))
 @example(
     ("shop", {"role.yaml": b"instructions: hi\ndata: x.yaml\n", "x.yaml": alias_bomb().encode()})
 )
 @example(("demo", {"demo.yaml": b"instructions: hi\ndata: &a {a: *a}\n"}))
+@example(("demo", {"demo.yaml": f"instructions: '{NESTED_LOOPS}'\n".encode()}))
+@example(("demo", {"demo.yaml": b"instructions: \"{{ 'x' * 10**10 }}\"\n"}))
+@example(("demo", {"demo.yaml": b"instructions: '{{ 10 ** (10 ** 10) }}'\n"}))
+@example(("demo", {"demo.yaml": f"instructions: '{MACRO_TWICE}'\n".encode()}))
 @counted("role files")
 def test_a_mutated_role_loads_or_names_file_line_and_field(role: tuple[str, dict[str, bytes]]):
     name, files = role
@@ -188,6 +197,8 @@ def food_order_folder() -> Any:
 @example(changes={"tools": "abc"}, assign=True)
 @example(changes={"data": {"data": 1}}, assign=False)
 @example(changes={"instructions": "{{ 1 / 0 }}"}, assign=True)
+@example(changes={"instructions": NESTED_LOOPS}, assign=True)  # these never returned
+@example(changes={"instructions": MACRO_TWICE}, assign=False)
 @counted("live role edits")
 def test_a_broken_live_edit_leaves_the_role_as_it_was(food_order_folder, changes, assign):
     role = load_role(food_order_folder / "role.yaml")

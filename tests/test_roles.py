@@ -117,9 +117,15 @@ BAD = {
     "tool schema not object": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: ask\n    parameters: {type: string}\n", 6, "must have type: object"),
     "handler not importable": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: no_such_module:f\n", 5, "'tools.0.python': cannot import 'no_such_module'"),
     "handler missing": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: json:no_such_function\n", 5, "'json' has no function 'no_such_function'"),
-    # each of these never returned, or crashed: refused at once
+    # each of these never returned, or filled the memory: refused at once
     "alias bomb": ("instructions: hi\ndata:\n" + alias_bomb("  "), 9, r"YAML refused: the alias \*f expands the document past 1,000,000 nodes"),
     "alias cycle": ("instructions: hi\ndata: &a {a: *a}\n", 2, r"YAML refused: the alias \*a is inside the node it names"),
+    "endless loops": ("greeting: hi\ninstructions: |\n  {% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}\n", 2, "field 'instructions': template error: over 1,000,000 loop iterations"),
+    "huge text": ("instructions: \"{{ 'x' * 10**10 }}\"\n", 1, r"field 'instructions': template error: '\*' would make over 1,000,000 items"),
+    "huge number": ("instructions: '{{ 10 ** (10 ** 10) }}'\n", 1, r"field 'instructions': template error: '\*\*' would make a number of over 100,000 bits"),
+    "endless macro": ("instructions: '{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}'\n", 1, "field 'instructions': template error: RecursionError"),
+    "macro called twice": ("instructions: '{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(99) }}'\n", 1, "field 'instructions': template error: over 50,000 calls"),
+    "prompt too long": ("instructions: \"{{ 'x' * 600000 }}{{ 'x' * 600000 }}\"\n", 1, "field 'instructions': template error: the prompt runs past 1,000,000 characters"),
 }  # fmt: skip
 
 
@@ -150,6 +156,23 @@ def test_anchors_and_aliases_of_a_few_nodes_still_load(tmp_path):
     role = load_role("a", tmp_path)
     assert role.render() == "Sell soup, bread; again soup, bread."
     assert [t.name for t in role.tools] == ["note", "other_note"]
+
+
+def test_a_template_within_its_budgets_renders_as_jinja_does(tmp_path):
+    write(
+        tmp_path,
+        "j",
+        """
+        instructions: >-
+          {% for x in [1, 2, 3] if x > 1 %}{{ x }}/{{ loop.length }}{{ ',' if not loop.last }}{% endfor %}
+          {% for x in [] %}{% else %}none{% endfor %}
+          {% for x in [[1, [2]], 3] recursive %}[{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}]{% endfor %}
+          {{ 'ab' * 2 }} {{ 2 * [0] }} {{ 2 ** 64 }} {{ 2 ** 0.5 }} {{ 10 ** 10 ** 10 > 0 }} {{ 'a' + 'b' }}
+        """,
+    )
+    assert load_role("j", tmp_path).render() == (
+        "2/2,3/2 none [[1][[2]]][3] abab [0, 0] 18446744073709551616 1.4142135623730951 True ab"
+    )
 
 
 def test_round_trip_load_edit_save_load(tmp_path):
