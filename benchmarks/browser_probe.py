@@ -57,7 +57,7 @@ def loud_frames(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.flatnonzero(rms > SOUND_RMS) * 8.0
 
 
-def _longest_quiet(times: np.ndarray, since: float) -> float:
+def longest_quiet(times: np.ndarray, since: float) -> float:
     """The longest stretch between loud frames (8 ms each) from ``since`` on, in ms."""
     times = times[times >= since]
     return float(np.diff(times).max()) - 8 if times.size > 1 else 0.0
@@ -101,16 +101,16 @@ class Reply:
         # prefix, as one longer than the longest there
         skip = len(prefix) / 48.0
         gap = max(
-            _longest_quiet(heard, 0) - _longest_quiet(line, 0),
-            _longest_quiet(heard, skip) - _longest_quiet(line, skip),
+            longest_quiet(heard, 0) - longest_quiet(line, 0),
+            longest_quiet(heard, skip) - longest_quiet(line, skip),
         )
         onset = float(loud[0, 0])
         stats = np.array([s for s in data["stats"] if onset <= s[0] <= onset + heard[-1]])
-        dropout = _longest_run(stats) if stats.size else float("nan")
+        dropout = longest_run(stats) if stats.size else float("nan")
         return cls(onset, max(gap, 0.0), float(heard[-1]), dropout)
 
 
-def _longest_run(stats: np.ndarray) -> float:
+def longest_run(stats: np.ndarray) -> float:
     """The most audio concealed (not as silence) over consecutive polls, in ms at 48 kHz."""
     made_up = np.diff(stats[:, 1] - stats[:, 2])
     longest = run = 0.0

@@ -19,8 +19,15 @@ which the local model's events, timed in this process, split three ways: **in** 
 model's end of speech, less the hangover), **model** (to its first audio delta) and **out**
 (to the page).
 
-Prints p50/p95 and the p50 split of each, the ratios of the medians to the bare worker's
-(target: at most 0.75 for the lab), and the figures as JSON.
+The probe (``browser_probe.js``) meters the agent's audio as the page plays it, beside the
+voice client's own code, for the artefacts smaller frames could bring: **gap**, the longest
+pause inside a reply (the replies are the same lines for every page, so a stall shows as a
+longer one), and **dropout**, the most audio Chromium concealed at a stretch (packets late
+or lost). A short visit to each page before the timed ones warms the local model's cache of
+spoken lines and each agent, so that no page's first replies wait for espeak-ng or imports.
+
+Prints p50/p95 and the p50 split of each, the artefact figures, the ratios of the medians to
+the bare worker's (target: at most 0.75 for the lab), and the figures as JSON.
 """
 
 from __future__ import annotations
@@ -34,10 +41,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
-import browser_probe  # noqa: F401  (puts tests/ on the path)
 import numpy as np
 from aiohttp import web
+from browser_probe import SOUND_RMS, install, longest_quiet, longest_run, probe
 from jupyterlab_browser import chromium, playwright, served
 from model_timing import time_local_model
 from playwright.sync_api import Page
@@ -92,15 +100,27 @@ def microphone(folder: Path) -> Path:
     return path
 
 
-def visit(page: Page, url: str, turns: int) -> list[tuple[float, float]]:
-    """Open the page, let ``turns`` replies be timed, leave; (latency, turn end) in ms each.
+class Visit(NamedTuple):
+    """What one visit to a page measured, in ms.
 
-    The turn end is epoch time, on the page's clock. The first reply of a visit is dropped:
-    the sentence may start while the agent still greets, and that reply is timed from a
-    barge-in.
+    Per reply its latency and turn end (epoch time on the page's clock) and the longest
+    pause inside it; over the visit, the most audio concealed at a stretch.
+    """
+
+    replies: list[tuple[float, float]]
+    gaps: list[float]
+    dropout: float
+
+
+def visit(page: Page, url: str, turns: int) -> Visit:
+    """Open the page, let ``turns`` replies be timed, leave.
+
+    The first reply of a visit is dropped: the sentence may start while the agent still
+    greets, and that reply is timed from a barge-in.
     """
     page.goto(url)
     page.wait_for_selector('.rico-voice-client[data-status="connected"]', timeout=60_000)
+    page.evaluate("window.__ricoProbe.polling = true")
     page.evaluate(
         """() => {
             const root = document.querySelector('.rico-voice-client');
@@ -113,9 +133,23 @@ def visit(page: Page, url: str, turns: int) -> list[tuple[float, float]]:
     page.wait_for_function(
         "(n) => window.__latencies.length >= n", arg=turns + 1, timeout=(turns + 2) * 20_000
     )
-    latencies = page.evaluate("window.__latencies")[1 : turns + 1]
+    latencies = [(float(ms), float(ended)) for ms, ended in page.evaluate("window.__latencies")]
+    page.wait_for_timeout(3000)  # the last reply plays out
+    origin = float(page.evaluate("performance.timeOrigin"))
+    data = probe(page)
     page.goto("about:blank")  # leaving ends the conversation
-    return [(float(ms), float(ended)) for ms, ended in latencies]
+    levels = np.array(data["levels"]).reshape(-1, 3)
+    loud = levels[levels[:, 1] > SOUND_RMS, 0] if levels.size else np.zeros(0)
+    # each reply runs from its first sound to the next turn's end (page clock, ms)
+    onsets = [ended - origin + ms for ms, ended in latencies]
+    ends = [ended - origin for _, ended in latencies[1:]] + [float("inf")]
+    gaps = [
+        longest_quiet(loud[loud < end], onset)
+        for onset, end in list(zip(onsets, ends, strict=True))[1 : turns + 1]
+    ]
+    stats = np.array(data["stats"]).reshape(-1, 3)
+    dropout = longest_run(stats) if len(stats) > 1 else 0.0
+    return Visit(latencies[1 : turns + 1], gaps, dropout)
 
 
 def parts(latency_ms: float, ended_ms: float, hangover_ms: float, clock: float) -> list[float]:
@@ -140,6 +174,7 @@ def main() -> None:
     time_local_model()
     clock = time.time() - time.monotonic()
     figures: dict[str, list[list[float]]] = {LAB: [], BEFORE: [], BARE_LABEL: []}
+    artefacts: dict[str, Visit] = {label: Visit([], [], 0.0) for label in figures}
     with rico_lab.Lab(roles_dir=roles_with_livekits_frames(folder)) as lab:
         detection = lab.role(ROLE).realtime_options().get("turn_detection")
         hangover = getattr(detection, "silence_duration_ms", None) or 500
@@ -148,19 +183,32 @@ def main() -> None:
         fake = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
         try:
             with pages(lab) as urls, playwright() as driver, chromium(driver, fake + mic) as page:
+                install(page)
+                for url in urls.values():  # warms the model's lines and each agent; not counted
+                    visit(page, url, 3)
                 while len(figures[BARE_LABEL]) < turns:
                     for label, url in urls.items():
                         block = min(BLOCK, turns - len(figures[label]))
-                        for ms, ended in visit(page, url, block):
+                        seen = visit(page, url, block)
+                        for ms, ended in seen.replies:
                             figures[label].append(parts(ms, ended, hangover, clock))
+                        so_far = artefacts[label]
+                        artefacts[label] = Visit(
+                            [], so_far.gaps + seen.gaps, max(so_far.dropout, seen.dropout)
+                        )
         finally:
             worker.terminate()
             worker.wait(30)
-    report(figures, turns, hangover)
+    report(figures, artefacts, turns, hangover)
 
 
-def report(figures: dict[str, list[list[float]]], turns: int, hangover: float) -> None:
-    """Print p50/p95 and the split of each, the ratios to the bare worker, and JSON."""
+def report(
+    figures: dict[str, list[list[float]]],
+    artefacts: dict[str, Visit],
+    turns: int,
+    hangover: float,
+) -> None:
+    """Print each one's p50/p95, split and artefacts, the ratios to the bare worker's, JSON."""
     print(f"{turns} spoken turns each in Chromium, {ROLE} role, local model, ", end="")
     print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
     print(f"end of speech -> first agent audio in the page, less the {hangover} ms VAD hangover")
@@ -172,11 +220,16 @@ def report(figures: dict[str, list[list[float]]], turns: int, hangover: float) -
         medians[label] = p50
         split_p50 = "  ".join(f"{x:5.0f}" for x in np.nanmedian(ms[:, 1:], axis=0))
         print(f"{label:<30} {p50:7.0f} {p95:7.0f}   {split_p50}")
+    print(f"{'artefacts, ms':<30} {'gap p50':>9} {'gap max':>9} {'dropout':>9}")
+    for label, seen in artefacts.items():
+        gap_p50, gap_max = np.percentile(seen.gaps, [50, 100]) if seen.gaps else (np.nan,) * 2
+        print(f"{label:<30} {gap_p50:9.0f} {gap_max:9.0f} {seen.dropout:9.0f}")
     for label in (LAB, BEFORE):
         ratio = medians[label] / medians[BARE_LABEL]
         print(f"ratio of medians ({label} / bare): {ratio:.2f}")
     print("target: rico_lab / bare <= 0.75, and its p95 no worse than the bare worker's")
-    print(json.dumps({"hangover_ms": hangover, "turns_ms": figures}))
+    gaps = {label: seen.gaps for label, seen in artefacts.items()}
+    print(json.dumps({"hangover_ms": hangover, "turns_ms": figures, "gaps_ms": gaps}))
 
 
 if __name__ == "__main__":
