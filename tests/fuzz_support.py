@@ -191,3 +191,14 @@ def alias_bomb(indent: str = "") -> str:
         for below, level in zip("abcdefgh", "bcdefghi", strict=True)
     ]
     return "".join(f"{indent}{line}\n" for line in levels)
+
+
+def doubled(step: str) -> str:
+    """A role template that doubles a text sixty times by ``step``, ``ns.s ~ ns.s`` say.
+
+    Uses single quotes only, so it fits in a double-quoted YAML string.
+    """
+    return (
+        "{% set ns = namespace(s='x') %}{% for i in range(60) %}"
+        f"{{% set ns.s = {step} %}}{{% endfor %}}{{{{ ns.s|length }}}}"
+    )

@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 import yaml
-from fuzz_support import DAMAGES, alias_bomb, counted, damaged, mutations, scalars, values
+from fuzz_support import (
+    DAMAGES,
+    alias_bomb,
+    counted,
+    damaged,
+    doubled,
+    mutations,
+    scalars,
+    values,
+)
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -161,6 +170,8 @@ def load_or_refuse(path: Path) -> Role | None:
 @example(("demo", {"demo.yaml": b"instructions: \"{{ 'x' * 10**10 }}\"\n"}))
 @example(("demo", {"demo.yaml": b"instructions: '{{ 10 ** (10 ** 10) }}'\n"}))
 @example(("demo", {"demo.yaml": f"instructions: '{MACRO_TWICE}'\n".encode()}))
+@example(("demo", {"demo.yaml": f'instructions: "{doubled("ns.s ~ ns.s")}"\n'.encode()}))
+@example(("demo", {"demo.yaml": b"instructions: \"{{ 'x'|center(10**10) }}\"\n"}))
 @counted("role files")
 def test_a_mutated_role_loads_or_names_file_line_and_field(role: tuple[str, dict[str, bytes]]):
     name, files = role
@@ -199,6 +210,19 @@ def food_order_folder() -> Any:
 @example(changes={"instructions": "{{ 1 / 0 }}"}, assign=True)
 @example(changes={"instructions": NESTED_LOOPS}, assign=True)  # these never returned
 @example(changes={"instructions": MACRO_TWICE}, assign=False)
+# ...and these filled the memory: a text doubled in a loop, a width or count of 10**10
+@example(changes={"instructions": doubled("ns.s + ns.s")}, assign=True)
+@example(changes={"instructions": doubled("ns.s.replace('x', 'xx')")}, assign=False)
+@example(changes={"instructions": doubled("'%s%s' % (ns.s, ns.s)")}, assign=True)
+@example(changes={"instructions": doubled("'{0}{0}'.format(ns.s)")}, assign=False)
+@example(changes={"instructions": doubled("''.join([ns.s, ns.s])")}, assign=True)
+@example(changes={"instructions": doubled("'%s%s'|format(ns.s, ns.s)")}, assign=False)
+@example(changes={"instructions": "{{ 'x'.ljust(10**10) ~ 'x'.zfill(10**10) }}"}, assign=True)
+@example(changes={"instructions": "{{ '\\t'.expandtabs(10**9) }}"}, assign=False)
+@example(changes={"instructions": "{{ '%010000000000d' % 1 }}"}, assign=True)
+@example(changes={"instructions": "{{ '{:10000000000}'.format(1) }}"}, assign=False)
+@example(changes={"instructions": "{{ [1]|batch(10**10, 0)|list }}"}, assign=True)
+@example(changes={"instructions": "{{ (1).to_bytes(10**10, 'big') }}"}, assign=False)
 @counted("live role edits")
 def test_a_broken_live_edit_leaves_the_role_as_it_was(food_order_folder, changes, assign):
     role = load_role(food_order_folder / "role.yaml")

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fuzz_support import alias_bomb
+from fuzz_support import alias_bomb, doubled
 
 from rico_lab.errors import RoleError
 from rico_lab.roles import load_role, roles
@@ -126,6 +126,18 @@ BAD = {
     "endless macro": ("instructions: '{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}'\n", 1, "field 'instructions': template error: RecursionError"),
     "macro called twice": ("instructions: '{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(99) }}'\n", 1, "field 'instructions': template error: over 50,000 calls"),
     "prompt too long": ("instructions: \"{{ 'x' * 600000 }}{{ 'x' * 600000 }}\"\n", 1, "field 'instructions': template error: the prompt runs past 1,000,000 characters"),
+    "text doubled by ~": (f"instructions: \"{doubled('ns.s ~ ns.s')}\"\n", 1, "field 'instructions': template error: '~' would make over 1,000,000 items"),
+    "text doubled by replace": ("instructions: \"" + doubled("ns.s|replace('x', 'xx')") + "\"\n", 1, "field 'instructions': template error: filter 'replace' would make over 1,000,000 items"),
+    "text doubled by join": (f"instructions: \"{doubled('[ns.s, ns.s]|join')}\"\n", 1, "field 'instructions': template error: filter 'join' would make over 1,000,000 items"),
+    "text doubled by a block": ("instructions: \"{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set s %}{{ ns.s }}{{ ns.s }}{% endset %}{% set ns.s = s %}{% endfor %}\"\n", 1, "field 'instructions': template error: the output of a macro or block runs past 1,000,000 characters"),
+    "list doubled by extend": ("instructions: '{% set l = [1] %}{% for i in range(60) %}{{ l.extend(l) }}{% endfor %}'\n", 1, r"field 'instructions': template error: extend\(\) would make over 1,000,000 items"),
+    "huge width": ("instructions: \"{{ 'x'.center(10**10) }}\"\n", 1, r"field 'instructions': template error: center\(\) would make over 1,000,000 items"),
+    "huge indent": ("instructions: \"{{ 'x'|indent(10**10) }}\"\n", 1, "field 'instructions': template error: filter 'indent' would make over 1,000,000 items"),
+    "huge % width": ("instructions: \"{{ '%0*d' % (10**10, 1) }}\"\n", 1, "field 'instructions': template error: '%' would make over 1,000,000 items"),
+    "huge format width": ("instructions: \"{{ '{:>{}}'.format('x', 10**10) }}\"\n", 1, r"field 'instructions': template error: format\(\) would make over 1,000,000 items"),
+    "huge slice count": ("instructions: '{{ [1]|slice(10**10)|list }}'\n", 1, "field 'instructions': template error: filter 'slice' would make over 1,000,000 items"),
+    "huge lipsum": ("instructions: '{{ lipsum(10**10) }}'\n", 1, r"field 'instructions': template error: lipsum\(\) would make over 1,000,000 items"),
+    "huge range with a step": ("instructions: '{{ range(0, 10**10, 2)|length }}'\n", 1, "field 'instructions': template error: OverflowError: Range too big"),
 }  # fmt: skip
 
 
@@ -168,10 +180,14 @@ def test_a_template_within_its_budgets_renders_as_jinja_does(tmp_path):
           {% for x in [] %}{% else %}none{% endfor %}
           {% for x in [[1, [2]], 3] recursive %}[{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}]{% endfor %}
           {{ 'ab' * 2 }} {{ 2 * [0] }} {{ 2 ** 64 }} {{ 2 ** 0.5 }} {{ 10 ** 10 ** 10 > 0 }} {{ 'a' + 'b' }}
+          {{ 'a' ~ 1 ~ none }} {{ '%03d|%-3s|%s' % (7, 'ab', [1]) }} {{ '{:>4}|{x:{w}}|'.format('b', x=1, w=2) }}
+          {{ 'x'|center(5) }}|{{ 'x'.rjust(3, '.') }} {{ 'ab'|replace('b', 'cd') }} {{ [1, 2, 3]|batch(2, 0)|list }}
+          {% set b %}{{ [1, 2]|join('+') }}{% endset %}{{ b }} {% macro m() %}<{{ caller() }}>{% endmacro %}{% call m() %}c{% endcall %}
         """,
     )
     assert load_role("j", tmp_path).render() == (
         "2/2,3/2 none [[1][[2]]][3] abab [0, 0] 18446744073709551616 1.4142135623730951 True ab"
+        " a1None 007|ab |[1]    b| 1|   x  |..x acd [[1, 2], [3, 0]] 1+2 <c>"
     )
 
 
