@@ -63,8 +63,8 @@ class Lab:
             ``lab.replay``; False keeps none (a role can say so too: ``record_audio:
             false``). It costs about 6% CPU (``docs/performance.md``).
         audio_path: the frame sizes of the user's audio on its way to the model (10 ms
-            input frames, 20 ms chunks to the model, against livekit's 50 and 100: 48 ms off
-            the median reply in the browser, ``docs/performance.md``); a role can override
+            input frames, 20 ms chunks to the model, against livekit's 50 and 100: 26 to 48 ms
+            off the median reply in the browser, ``docs/performance.md``); a role can override
             them.
 
     Raises:
