@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from operator import index
 from string import Formatter
@@ -38,6 +39,33 @@ MAX_LOOP_ITERATIONS = 1_000_000
 MAX_TEMPLATE_CALLS = 50_000
 #: ...bits of a number made by ``*`` or ``**`` (about 30,000 digits)
 MAX_NUMBER_BITS = 100_000
+#: ...seconds, for what grows by many small steps, each within the budgets above (a text
+#: grown by ten characters a step for a million steps takes minutes)
+MAX_RENDER_SECONDS = 2.0
+
+
+def _expanded_size(value: Any, memo: dict[int, int] | None = None) -> int:
+    """Items of ``value`` with every part it holds more than once counted each time.
+
+    ``[l, l]`` made sixty times in a loop is 60 small lists, but its text has 2**60 items:
+    ``str()`` would run in C, past every check here. Each container is walked once
+    (``memo``), so this is linear in the objects there are; one inside itself counts once,
+    as ``str()`` prints it ``[...]``.
+    """
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return 1
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
+    memo[id(value)] = 1
+    parts = itertools.chain.from_iterable(value.items()) if isinstance(value, dict) else value
+    size = 1
+    for part in parts:
+        size += _expanded_size(part, memo)
+        if size > MAX_RENDERED_CHARS:
+            break  # too large already: no need to count the rest
+    memo[id(value)] = size
+    return size
 
 
 def _text_len(values: Collection[Any]) -> int:
@@ -52,6 +80,7 @@ def _text_len(values: Collection[Any]) -> int:
             total += len(value)
             continue
         if id(value) not in lengths:
+            _BoundedEnvironment._check(_expanded_size(value), "'~'")
             lengths[id(value)] = len(str(value))
         total += lengths[id(value)]
     return total
@@ -259,6 +288,8 @@ class _BoundedEnvironment(SandboxedEnvironment):
         super().__init__(undefined=jinja2.StrictUndefined, autoescape=False)
         self.iterations = 0
         self.calls = 0
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+        self.finalize = self._finalized
         # one object, so that call() knows the loops' wrapper by identity
         self.loop_budget = self._count_iterations
         self.filters = {name: self._bounded(name, run) for name, run in self.filters.items()}
@@ -269,7 +300,18 @@ class _BoundedEnvironment(SandboxedEnvironment):
             self.iterations += 1
             if self.iterations > MAX_LOOP_ITERATIONS:
                 raise SecurityError(f"over {MAX_LOOP_ITERATIONS:,} loop iterations")
+            self._in_time()
             yield item
+
+    def _in_time(self) -> None:
+        """Refuse to go on past MAX_RENDER_SECONDS; every loop step and call asks."""
+        if time.monotonic() > self.deadline:
+            raise SecurityError(f"rendering takes over {MAX_RENDER_SECONDS:g} s")
+
+    def _finalized(self, value: Any) -> Any:
+        """What ``{{ ... }}`` prints, if its text is within the budget (before ``str()``)."""
+        self._check(_expanded_size(value), "'{{ }}'")
+        return value
 
     def compile_counted(self, template: str) -> jinja2.Template:
         """``from_string``, with every ``for`` loop iterating through :attr:`loop_budget`."""
@@ -316,6 +358,9 @@ class _BoundedEnvironment(SandboxedEnvironment):
 
         @functools.wraps(run)
         def bounded(*args: Any, **kwargs: Any) -> Any:
+            self._in_time()
+            for arg in itertools.chain(args[skip:], kwargs.values()):
+                self._check(_expanded_size(arg), f"filter '{name}'")
             if size_of is not None:
                 args = _lists(args)
                 self._check(_estimated(size_of, *args[skip:], **kwargs), f"filter '{name}'")
@@ -332,6 +377,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         what = f"{getattr(obj, '__name__', 'the call')}()"
         if obj is not self.loop_budget:
+            self._in_time()
             self.calls += 1
             if self.calls > MAX_TEMPLATE_CALLS:
                 raise SecurityError(f"over {MAX_TEMPLATE_CALLS:,} calls")
