@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -206,6 +207,10 @@ def test_a_killed_kernel_leaves_every_completed_turn_and_its_audio_on_disk(kerne
             )
         # the agent's last line is a completed turn once it has been said (played out)
         p.wait_for("the last turn", lambda: "Turn 3: you wrote: three" in _runs_text(runs))
+        # what is on disk lags the conversation by a few seconds (Ogg pages of audio in
+        # flight): the kill comes once the first reply is past that lag, as it is for any turn
+        # a user would care about, so that there is a completed reply to find in the audio
+        p.wait_for("the first reply's audio on disk", lambda: _recorded_past(runs, "Turn 1:"))
         killed = time.time()
         manager.signal_kernel(signal.SIGKILL)  # mid-conversation: nobody closes anything
     finally:
@@ -239,6 +244,20 @@ def test_a_killed_kernel_leaves_every_completed_turn_and_its_audio_on_disk(kerne
 
 def _runs_text(runs):
     return "".join(f.read_text() for f in runs.glob("*.jsonl"))
+
+
+def _recorded_past(runs, line):
+    """Whether the recording on disk holds the agent's ``line`` to its end."""
+    log = load_log(runs)
+    said = log.turns[log.turns["text"].str.startswith(line)]
+    recording = log.recording(log.sessions.iloc[0]["session"])
+    if said.empty or recording is None:
+        return False
+    try:
+        samples, rate = read_stereo(recording.path)
+    except (av.error.FFmpegError, ValueError):  # no whole page yet
+        return False
+    return samples.shape[1] / rate > said.iloc[0]["ended"].timestamp() - recording.started + 0.5
 
 
 @pytest.mark.unit
