@@ -44,6 +44,12 @@ MAX_NUMBER_BITS = 100_000
 MAX_RENDER_SECONDS = 2.0
 
 
+def _check(size: int, what: str) -> None:
+    """Refuse to make ``what`` of ``size`` characters or items, if over the budget."""
+    if size > MAX_RENDERED_CHARS:
+        raise SecurityError(f"{what} would make over {MAX_RENDERED_CHARS:,} items")
+
+
 def _expanded_size(value: Any, memo: dict[int, int] | None = None) -> int:
     """Items of ``value`` with every part it holds more than once counted each time.
 
@@ -80,7 +86,7 @@ def _text_len(values: Collection[Any]) -> int:
             total += len(value)
             continue
         if id(value) not in lengths:
-            _BoundedEnvironment._check(_expanded_size(value), "'~'")
+            _check(_expanded_size(value), "'~'")
             lengths[id(value)] = len(str(value))
         total += lengths[id(value)]
     return total
@@ -310,7 +316,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
 
     def _finalized(self, value: Any) -> Any:
         """What ``{{ ... }}`` prints, if its text is within the budget (before ``str()``)."""
-        self._check(_expanded_size(value), "'{{ }}'")
+        _check(_expanded_size(value), "'{{ }}'")
         return value
 
     def compile_counted(self, template: str) -> jinja2.Template:
@@ -322,12 +328,6 @@ class _BoundedEnvironment(SandboxedEnvironment):
         tree.set_environment(self)
         return self.from_string(tree)
 
-    @staticmethod
-    def _check(size: int, what: str) -> None:
-        """Refuse to make ``what`` of ``size`` characters or items, if over the budget."""
-        if size > MAX_RENDERED_CHARS:
-            raise SecurityError(f"{what} would make over {MAX_RENDERED_CHARS:,} items")
-
     def _checked(self, result: Any, what: str) -> Any:
         """``result``, if a text or container within the budget.
 
@@ -335,12 +335,12 @@ class _BoundedEnvironment(SandboxedEnvironment):
         grow past it in a loop.
         """
         if isinstance(result, (str, bytes, list, tuple, dict)):
-            self._check(len(result), what)
+            _check(len(result), what)
         return result
 
     def measured(self, pieces: tuple[Any, ...]) -> tuple[Any, ...]:
         """The pieces of ``a ~ b ~ ...``, if joined they are within the budget."""
-        self._check(_text_len(pieces), "'~'")
+        _check(_text_len(pieces), "'~'")
         return pieces
 
     def concat(self, pieces: Iterable[str]) -> str:  # type: ignore[override]
@@ -360,10 +360,10 @@ class _BoundedEnvironment(SandboxedEnvironment):
         def bounded(*args: Any, **kwargs: Any) -> Any:
             self._in_time()
             for arg in itertools.chain(args[skip:], kwargs.values()):
-                self._check(_expanded_size(arg), f"filter '{name}'")
+                _check(_expanded_size(arg), f"filter '{name}'")
             if size_of is not None:
                 args = _lists(args)
-                self._check(_estimated(size_of, *args[skip:], **kwargs), f"filter '{name}'")
+                _check(_estimated(size_of, *args[skip:], **kwargs), f"filter '{name}'")
             return self._checked(run(*args, **kwargs), f"filter '{name}'")
 
         return bounded
@@ -371,7 +371,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
     def _lipsum(self, n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
         """Jinja's ``lipsum``: ``n`` paragraphs of up to ``max`` words of up to 15 characters."""
         words = n * max if isinstance(n, int) and isinstance(max, int) else 0
-        self._check(words * 15, "lipsum()")
+        _check(words * 15, "lipsum()")
         return generate_lorem_ipsum(n, html, min, max)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -384,7 +384,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
             args = self._check_call(obj, what, args, kwargs)
         result = super().call(context, obj, *args, **kwargs)
         if isinstance(getattr(obj, "__self__", None), (list, dict, set)):
-            self._check(len(obj.__self__), what)  # l.extend(l), in a loop, doubles l
+            _check(len(obj.__self__), what)  # l.extend(l), in a loop, doubles l
         return self._checked(result, what)
 
     def _check_call(
@@ -402,32 +402,32 @@ class _BoundedEnvironment(SandboxedEnvironment):
         if isinstance(receiver, (str, bytes, int)):
             args = _lists(args)
             numbers = [arg for arg in (*args, *kwargs.values()) if isinstance(arg, int)]
-            self._check(max(numbers, default=0), what)
+            _check(max(numbers, default=0), what)
             if (size_of := _METHOD_SIZES.get(what[:-2])) is not None:
-                self._check(_estimated(size_of, receiver, *args, **kwargs), what)
+                _check(_estimated(size_of, receiver, *args, **kwargs), what)
         elif isinstance(text, str) and what in ("format()", "format_map()"):
             positional, named = (args, kwargs) if what == "format()" else ((), (*args, {})[0])
             size = _estimated(_format_size, SandboxedFormatter(self), text, positional, named)
-            self._check(size, what)
+            _check(size, what)
         return args
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         sequences = (str, bytes, list, tuple)
         ints = isinstance(left, int) and isinstance(right, int)
         if operator == "+" and isinstance(left, sequences) and isinstance(right, sequences):
-            self._check(len(left) + len(right), "'+'")
+            _check(len(left) + len(right), "'+'")
         elif operator == "*" and ints:
             if left.bit_length() + right.bit_length() > MAX_NUMBER_BITS:
                 raise SecurityError(f"'*' would make a number of over {MAX_NUMBER_BITS:,} bits")
         elif operator == "*" and isinstance(left, (*sequences, int)) and isinstance(right, int):
             times, sequence = (left, right) if isinstance(left, int) else (right, left)
-            self._check(len(sequence) * times, "'*'")
+            _check(len(sequence) * times, "'*'")
         elif operator == "**" and ints and right > 0 and abs(left) > 1:
             if left.bit_length() * right > MAX_NUMBER_BITS:
                 raise SecurityError(f"'**' would make a number of over {MAX_NUMBER_BITS:,} bits")
         elif operator == "%" and isinstance(left, (str, bytes)):
             text = left if isinstance(left, str) else left.decode("latin-1")
-            self._check(_estimated(_percent_size, text, right), "'%'")
+            _check(_estimated(_percent_size, text, right), "'%'")
         return super().call_binop(context, operator, left, right)
 
 
