@@ -356,8 +356,7 @@ def _read_text(file: Path, where: Path | str) -> str:
 def parse_role(text: str, path: Path, expected_name: str | None = None) -> Role:
     """Build a :class:`Role` from YAML ``text`` that lives (or will live) at ``path``."""
     try:
-        root = _bounded_yaml.compose(text)
-        raw: Any = _bounded_yaml.safe_load(text)
+        root, raw = _bounded_yaml.compose_and_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         # a character YAML refuses outright (a ReaderError) has a position, not a mark

@@ -117,6 +117,7 @@ BAD = {
     "tool schema not object": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    ui: ask\n    parameters: {type: string}\n", 6, "must have type: object"),
     "handler not importable": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: no_such_module:f\n", 5, "'tools.0.python': cannot import 'no_such_module'"),
     "handler missing": ("instructions: hi\ntools:\n  - name: t\n    description: d\n    python: json:no_such_function\n", 5, "'json' has no function 'no_such_function'"),
+    "key beside a merge key": ("instructions: hi\ntools:\n  - &note\n    name: note\n    description: d\n    ui: save_note\n  - <<: *note\n    description: 5\n", 8, "field 'tools.1.description': 5 is not of type 'string'"),
     # each of these never returned, or filled the memory: refused at once
     "alias bomb": ("instructions: hi\ndata:\n" + alias_bomb("  "), 9, r"YAML refused: the alias \*f expands the document past 1,000,000 nodes"),
     "alias cycle": ("instructions: hi\ndata: &a {a: *a}\n", 2, r"YAML refused: the alias \*a is inside the node it names"),
