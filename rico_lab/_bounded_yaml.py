@@ -1,11 +1,14 @@
-"""YAML read with its aliases' expansion bounded: no "billion laughs".
+"""YAML read within bounds: no "billion laughs", no nesting past the stack, no bad dates.
 
 ``yaml.safe_load`` of ``a: &a [x,x,x,x,x,x,x,x,x]``, ``b: &b [*a,*a,...]`` and so on for nine
 levels is quick, since an alias shares its anchor's object; but whatever walks the result
 afterwards (a role's version hash, an error message quoting a value, a template, a repr)
 walks 9**9 nodes and never returns. And ``a: &a [*a]`` is a list that contains itself, a
 RecursionError for those walks. Both are refused here, as the document is composed, at the
-line of the alias.
+line of the alias. So is nesting deeper than :data:`MAX_DEPTH` (``[[[[...]]]]`` four hundred
+levels deep is a RecursionError in the composer itself), and a date that is no date
+(``2020-13-45`` matches YAML's pattern, then ``datetime`` raises a bare ValueError): each
+is a ``yaml.YAMLError`` with its line, as any other file that is not YAML.
 """
 
 from __future__ import annotations
@@ -18,19 +21,19 @@ import yaml
 #: large YAML data file tens of thousands; a billion laughs has a billion. Loading a role whose
 #: data has a million (validated, hashed) takes about half a second: there reading stops.
 MAX_NODES = 1_000_000
-
-#: Tags of the keys that make SafeConstructor rewrite the mapping holding them: a merge key
-#: (``<<``) is replaced by the pairs it merges, a value key (``=``) is retagged a string.
-_REWRITTEN_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
-#: ...such a mapping as composed: its node, its pairs and their keys' tags
-_Written = tuple[yaml.MappingNode, list[tuple[yaml.Node, yaml.Node]], list[str]]
+#: Levels of nesting a document may have. Roles and scripts have a handful; four hundred
+#: overflow Python's stack in the composer, and whatever walks the data later (validation,
+#: hashing) recurses too.
+MAX_DEPTH = 100
 
 
-class AliasBombError(yaml.MarkedYAMLError):
-    """A document whose aliases expand past :data:`MAX_NODES` nodes, or into themselves.
+class RefusedError(yaml.MarkedYAMLError):
+    """A document past a bound: aliases past :data:`MAX_NODES` nodes, or too deep.
+
+    Aliases may also not expand into themselves; nesting stops at :data:`MAX_DEPTH`.
 
     A ``yaml.YAMLError``, so whoever already refuses a file that is not YAML refuses this
-    one too; ``problem_mark`` is the alias's place.
+    one too; ``problem_mark`` is the place of the alias or of the node too deep.
     """
 
     def __str__(self) -> str:
@@ -43,15 +46,14 @@ class _Loader(yaml.SafeLoader):
 
     Each node's expanded size is computed once, when it is complete, from its children's
     (an alias is its anchor's node again), so the count is linear in the file. It also
-    keeps, as written, each mapping that constructing the data would rewrite in place, so
-    that :meth:`construct_as_written` can leave the node tree as composed.
+    counts how deep the node being composed is.
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._sizes: dict[int, int] = {}  # id(node) -> expanded size, for complete nodes
         self._expanded = 0  # nodes of the document so far, aliases expanded
-        self._as_written: list[_Written] = []  # mappings with a merge or value key
+        self._depth = 0  # collections open around the node being composed
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
@@ -68,53 +70,43 @@ class _Loader(yaml.SafeLoader):
                     "(an alias bomb?)",
                 )
             return node
-        node = super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            self._refuse(self.peek_event(), f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
         children: list[yaml.Node] = []
         if isinstance(node, yaml.SequenceNode):
             children = node.value
         elif isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
-            if any(key.tag in _REWRITTEN_KEY_TAGS for key, _ in node.value):
-                pairs = list(node.value)
-                self._as_written.append((node, pairs, [key.tag for key, _ in pairs]))
         self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
         self._expanded += 1
         return node
 
     def _refuse(self, event: yaml.Event, problem: str) -> None:
-        raise AliasBombError(problem=problem, problem_mark=event.start_mark)
+        raise RefusedError(problem=problem, problem_mark=event.start_mark)
 
-    def construct_as_written(self, node: yaml.Node) -> Any:
-        """The data of ``node``, composed by this loader, as ``yaml.load`` constructs it.
-
-        SafeConstructor flattens a mapping's merge keys into it in place (the merged pairs
-        first, the ``<<`` gone) and retags its value keys: each such mapping gets back its
-        pairs and tags, so that the tree still says on which line each key was written.
-        """
-        data = self.construct_document(node)
-        for mapping, pairs, tags in self._as_written:
-            mapping.value = pairs
-            for (key, _), tag in zip(pairs, tags, strict=True):
-                key.tag = tag
-        return data
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date or time, or a ConstructorError at its line if it is none (``2020-13-45``)."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a date: {exc}", node.start_mark
+            ) from None
 
 
-def compose_and_load(text: str) -> tuple[yaml.Node | None, Any]:
-    """``yaml.compose`` and ``yaml.safe_load`` of ``text`` from one parse; both bounded.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
-    For a reader that needs the data and where each part of it was written (a role's
-    errors name the line): the data is constructed from the composed node tree, as
-    ``yaml.load`` does, so the aliases are counted as in :func:`safe_load`, and the tree is
-    as :func:`yaml.compose` gives it. Refuses an alias bomb (:class:`AliasBombError`).
-    """
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        return root, None if root is None else loader.construct_as_written(root)
-    finally:
-        loader.dispose()
+
+def compose(text: str) -> yaml.Node | None:
+    """``yaml.compose``, refusing a document past the bounds (:class:`RefusedError`)."""
+    return yaml.compose(text, Loader=_Loader)
 
 
 def safe_load(text: str) -> Any:
-    """``yaml.safe_load``, refusing an alias bomb (:class:`AliasBombError`)."""
+    """``yaml.safe_load``, refusing a document past the bounds (:class:`RefusedError`)."""
     return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader

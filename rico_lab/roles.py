@@ -356,12 +356,13 @@ def _read_text(file: Path, where: Path | str) -> str:
 def parse_role(text: str, path: Path, expected_name: str | None = None) -> Role:
     """Build a :class:`Role` from YAML ``text`` that lives (or will live) at ``path``."""
     try:
-        root, raw = _bounded_yaml.compose_and_load(text)
+        root = _bounded_yaml.compose(text)
+        raw: Any = _bounded_yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         # a character YAML refuses outright (a ReaderError) has a position, not a mark
         line = mark.line + 1 if mark else text[: getattr(exc, "position", 0)].count("\n") + 1
-        what = "YAML refused" if isinstance(exc, _bounded_yaml.AliasBombError) else "not valid YAML"
+        what = "YAML refused" if isinstance(exc, _bounded_yaml.RefusedError) else "not valid YAML"
         raise RoleError(f"{path}:{line}: {what}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
         raise RoleError(f"{path}:1: a role is a mapping of fields, got {type(raw).__name__}")

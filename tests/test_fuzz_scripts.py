@@ -51,6 +51,9 @@ NAMED = re.compile(r"(turn \d+: )?field ['\"]|cannot read the script: ")
 # one under 'args' loaded, to hang whatever showed the script; a cycle loaded as well
 @example(f"turns:\n  - say:\n{alias_bomb(' ' * 6)}".encode())
 @example(b"turns: [{say: hi, expect: {args: &a {a: *a}}}]\n")
+# a date that is none raised a bare ValueError, deep nesting a RecursionError
+@example(b"turns: [{say: hi, expect: {args: {d: 2020-13-45}}}]\n")
+@example(b"turns: [{say: " + b"[" * 400 + b"]" * 400 + b"}]\n")
 @counted("rehearsal scripts")
 def test_a_mutated_script_loads_or_names_turn_and_field(content: bytes):
     with tempfile.TemporaryDirectory() as folder:

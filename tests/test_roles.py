@@ -121,6 +121,9 @@ BAD = {
     # each of these never returned, or filled the memory: refused at once
     "alias bomb": ("instructions: hi\ndata:\n" + alias_bomb("  "), 9, r"YAML refused: the alias \*f expands the document past 1,000,000 nodes"),
     "alias cycle": ("instructions: hi\ndata: &a {a: *a}\n", 2, r"YAML refused: the alias \*a is inside the node it names"),
+    # a ValueError and a RecursionError, past the message that names the line
+    "date that is none": ("instructions: hi\ndata: {d: 2020-13-45}\n", 2, r"not valid YAML: '2020-13-45' is not a date: month must be in 1..12"),
+    "nested too deep": ("instructions: hi\ndata: {d: " + "[" * 400 + "]" * 400 + "}\n", 2, r"YAML refused: nested deeper than 100 levels"),
     "endless loops": ("greeting: hi\ninstructions: |\n  {% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}\n", 2, "field 'instructions': template error: over 1,000,000 loop iterations"),
     "huge text": ("instructions: \"{{ 'x' * 10**10 }}\"\n", 1, r"field 'instructions': template error: '\*' would make over 1,000,000 items"),
     "huge number": ("instructions: '{{ 10 ** (10 ** 10) }}'\n", 1, r"field 'instructions': template error: '\*\*' would make a number of over 100,000 bits"),
