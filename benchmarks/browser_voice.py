@@ -1,8 +1,12 @@
 """Voice to voice in the browser: the lab's in-kernel worker against a bare livekit-agents one.
 
-``python benchmarks/browser_voice.py [TURNS]`` (30 by default) starts a lab (embedded
-livekit-server, local realtime model, in-kernel worker: this process plays the kernel) and,
-beside it, ``bare_worker.py`` (see ``voice_latency.py``). The voice client page
+``python benchmarks/browser_voice.py [TURNS] [--model-in-kernel]`` (30 turns by default)
+starts a lab (embedded livekit-server, in-kernel worker: this process plays the kernel) and,
+beside it, ``bare_worker.py`` (see ``voice_latency.py``), both answered by the local realtime
+model in a process of its own, where OpenAI's would be (``model_process.py``; the lab reaches
+it by its OpenAI settings). With ``--model-in-kernel`` the model runs in the lab's process
+instead, as a lab without ``OPENAI_API_KEY`` runs it, and its agent shares the interpreter
+with the model's VAD and websocket. The voice client page
 (``rico-lab serve-client``'s) is served three times: the lab's agent with its own audio
 path (``rico_lab.AudioPath``: 10 ms input frames, 20 ms chunks to the model), the lab's
 agent with livekit-agents' and the plugin's frames (50 and 100 ms, by a role's
@@ -15,7 +19,7 @@ first loud frame of agent audio played, on the page's audio clock (widgets/src/l
 shown as "reply in N ms"). Less the local model's VAD hangover (the role's
 ``silence_duration_ms``, 500 ms), which all wait out alike, that is the kit plus transport.
 The page also says when the turn ended on its own clock (``data-listener-turn-ended-ms``),
-which the local model's events, timed in this process, split three ways: **in** (to the
+which the local model's events, timed where it runs, split three ways: **in** (to the
 model's end of speech, less the hangover), **model** (to its first audio delta) and **out**
 (to the page).
 
@@ -39,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,6 +51,7 @@ import numpy as np
 from aiohttp import web
 from browser_probe import SOUND_RMS, install, longest_quiet, longest_run, probe
 from jupyterlab_browser import chromium, playwright, served
+from model_process import model_elsewhere
 from model_timing import time_local_model
 from playwright.sync_api import Page
 from voice_latency import BARE, ROLE, split, start_bare_worker
@@ -169,47 +174,55 @@ def parts(latency_ms: float, ended_ms: float, hangover_ms: float, clock: float) 
 
 def main() -> None:
     """Visit the three pages in turn, BLOCK turns a visit; print them side by side."""
-    turns = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    args = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    turns = int(args[0]) if args else 30
+    in_kernel = "--model-in-kernel" in sys.argv
     folder = Path(tempfile.mkdtemp(prefix="rico-voice-"))
     time_local_model()
     clock = time.time() - time.monotonic()
-    figures: dict[str, list[list[float]]] = {LAB: [], BEFORE: [], BARE_LABEL: []}
-    artefacts: dict[str, Visit] = {label: Visit([], [], 0.0) for label in figures}
-    with rico_lab.Lab(roles_dir=roles_with_livekits_frames(folder)) as lab:
+    replies: dict[str, list[tuple[float, float]]] = {LAB: [], BEFORE: [], BARE_LABEL: []}
+    gaps: dict[str, list[float]] = {label: [] for label in replies}
+    dropout = dict.fromkeys(replies, 0.0)
+    with ExitStack() as stack:
+        model = None if in_kernel else stack.enter_context(model_elsewhere())
+        lab = stack.enter_context(rico_lab.Lab(roles_dir=roles_with_livekits_frames(folder)))
         detection = lab.role(ROLE).realtime_options().get("turn_detection")
         hangover = getattr(detection, "silence_duration_ms", None) or 500
-        worker = start_bare_worker(lab)
+        worker = start_bare_worker(lab, model)
+        stack.callback(worker.wait, 30)
+        stack.callback(worker.terminate)
         mic = [f"--use-file-for-fake-audio-capture={microphone(folder)}"]
         fake = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-        try:
-            with pages(lab) as urls, playwright() as driver, chromium(driver, fake + mic) as page:
-                install(page)
-                for url in urls.values():  # warms the model's lines and each agent; not counted
-                    visit(page, url, 3)
-                while len(figures[BARE_LABEL]) < turns:
-                    for label, url in urls.items():
-                        block = min(BLOCK, turns - len(figures[label]))
-                        seen = visit(page, url, block)
-                        for ms, ended in seen.replies:
-                            figures[label].append(parts(ms, ended, hangover, clock))
-                        so_far = artefacts[label]
-                        artefacts[label] = Visit(
-                            [], so_far.gaps + seen.gaps, max(so_far.dropout, seen.dropout)
-                        )
-        finally:
-            worker.terminate()
-            worker.wait(30)
-    report(figures, artefacts, turns, hangover)
+        urls = stack.enter_context(pages(lab))
+        page = stack.enter_context(chromium(stack.enter_context(playwright()), fake + mic))
+        install(page)
+        for url in urls.values():  # warms the model's lines and each agent; not counted
+            visit(page, url, 3)
+        while len(replies[BARE_LABEL]) < turns:
+            for label, url in urls.items():
+                seen = visit(page, url, min(BLOCK, turns - len(replies[label])))
+                replies[label] += seen.replies
+                gaps[label] += seen.gaps
+                dropout[label] = max(dropout[label], seen.dropout)
+    # the model's events are all in once its process has ended
+    figures = {
+        label: [parts(ms, ended, hangover, clock) for ms, ended in timed]
+        for label, timed in replies.items()
+    }
+    where = "in the lab's process" if in_kernel else "in a process of its own"
+    report(figures, gaps, dropout, turns, hangover, where)
 
 
 def report(
     figures: dict[str, list[list[float]]],
-    artefacts: dict[str, Visit],
+    gaps: dict[str, list[float]],
+    dropout: dict[str, float],
     turns: int,
     hangover: float,
+    where: str,
 ) -> None:
     """Print each one's p50/p95, split and artefacts, the ratios to the bare worker's, JSON."""
-    print(f"{turns} spoken turns each in Chromium, {ROLE} role, local model, ", end="")
+    print(f"{turns} spoken turns each in Chromium, {ROLE} role, local model {where}, ", end="")
     print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs")
     print(f"end of speech -> first agent audio in the page, less the {hangover} ms VAD hangover")
     print(f"{'ms':<30} {'p50':>7} {'p95':>7}   p50 of:  in  model   out")
@@ -221,14 +234,13 @@ def report(
         split_p50 = "  ".join(f"{x:5.0f}" for x in np.nanmedian(ms[:, 1:], axis=0))
         print(f"{label:<30} {p50:7.0f} {p95:7.0f}   {split_p50}")
     print(f"{'artefacts, ms':<30} {'gap p50':>9} {'gap max':>9} {'dropout':>9}")
-    for label, seen in artefacts.items():
-        gap_p50, gap_max = np.percentile(seen.gaps, [50, 100]) if seen.gaps else (np.nan,) * 2
-        print(f"{label:<30} {gap_p50:9.0f} {gap_max:9.0f} {seen.dropout:9.0f}")
+    for label, pauses in gaps.items():
+        gap_p50, gap_max = np.percentile(pauses, [50, 100]) if pauses else (np.nan,) * 2
+        print(f"{label:<30} {gap_p50:9.0f} {gap_max:9.0f} {dropout[label]:9.0f}")
     for label in (LAB, BEFORE):
         ratio = medians[label] / medians[BARE_LABEL]
         print(f"ratio of medians ({label} / bare): {ratio:.2f}")
     print("target: rico_lab / bare <= 0.75, and its p95 no worse than the bare worker's")
-    gaps = {label: seen.gaps for label, seen in artefacts.items()}
     print(json.dumps({"hangover_ms": hangover, "turns_ms": figures, "gaps_ms": gaps}))
 
 

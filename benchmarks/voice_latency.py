@@ -81,15 +81,22 @@ def bare_join(lab: rico_lab.Lab) -> JoinInfo:
     return JoinInfo(url=lab.url, token=token, room=room, identity=identity, role=ROLE)
 
 
-def start_bare_worker(lab: rico_lab.Lab) -> subprocess.Popen[str]:
-    """Start ``bare_worker.py`` and wait until LiveKit has registered it."""
-    assert lab.realtime_server is not None, "the benchmark runs against the local model"
+def start_bare_worker(
+    lab: rico_lab.Lab, model: tuple[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``bare_worker.py`` and wait until LiveKit has registered it.
+
+    It talks to ``model`` (base URL, key), or by default to the lab's local model.
+    """
+    if model is None:
+        assert lab.realtime_server is not None, "the benchmark runs against the local model"
+        model = (lab.realtime_server.base_url, lab.realtime_server._api_key)
     env = os.environ | {
         "LIVEKIT_URL": lab.url,
         "LIVEKIT_API_KEY": lab.api_key,
         "LIVEKIT_API_SECRET": lab._api_secret,
-        "LOCAL_MODEL_URL": lab.realtime_server.base_url,
-        "LOCAL_MODEL_KEY": lab.realtime_server._api_key,
+        "LOCAL_MODEL_URL": model[0],
+        "LOCAL_MODEL_KEY": model[1],
         "BARE_ROLE": ROLE,
         "BARE_AGENT_NAME": BARE,
     }
