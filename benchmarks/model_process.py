@@ -64,7 +64,7 @@ def model_elsewhere() -> Iterator[Model]:
         MODEL_EVENTS.sort()
 
 
-async def serve() -> None:
+async def main() -> None:
     """Answer until terminated, then print the events timed meanwhile."""
     time_local_model()
     key = "rico-local-" + secrets.token_urlsafe(16)
@@ -77,4 +77,4 @@ async def serve() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve())
+    asyncio.run(main())
