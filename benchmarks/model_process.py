@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+from unittest import mock
 
 from model_timing import MODEL_EVENTS, time_local_model
 
@@ -48,16 +49,11 @@ def model_elsewhere() -> Iterator[Model]:
     process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     base_url, api_key = process.stdout.readline().split()
-    before = {name: os.environ.get(name) for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
-    os.environ |= {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": api_key}
+    settings = {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": api_key}
     try:
-        yield Model(base_url, api_key)
+        with mock.patch.dict(os.environ, settings):
+            yield Model(base_url, api_key)
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         process.terminate()
         events, _ = process.communicate(timeout=30)
         MODEL_EVENTS.extend((t, kind) for t, kind in json.loads(events))
