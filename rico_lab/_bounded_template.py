@@ -3,8 +3,8 @@
 A role's instructions are a Jinja template, and a typo in one (a loop over the wrong range, a
 macro calling itself twice, a text doubled in a loop) must be an error naming the role's
 file, not a kernel that hangs or dies. Jinja's own sandbox bounds ``range``; the environment
-here counts loops, calls and the size of every text or list made, and refuses past the
-budgets below.
+here counts loops, calls, the size of every text or list made and of all of them together,
+and refuses past the budgets below.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ MAX_RENDERED_CHARS = 1_000_000
 MAX_LOOP_ITERATIONS = 1_000_000
 #: ...calls of macros, functions and methods (each costs tens of iterations: 50,000 take 0.1-0.4 s)
 MAX_TEMPLATE_CALLS = 50_000
+#: ...characters and items of all the texts and lists made, together: each within the budget
+#: above, a loop could still keep thousands of them at once (``l.append('x' * 999999)``)
+MAX_MADE_CHARS = 20_000_000
 #: ...bits of a number made by ``*`` or ``**`` (about 30,000 digits)
 MAX_NUMBER_BITS = 100_000
 #: ...seconds, for what grows by many small steps, each within the budgets above (a text
@@ -283,7 +286,9 @@ class _BoundedEnvironment(SandboxedEnvironment):
     computes it. Loops are counted as :meth:`compile_counted` makes them. Filters, ``~`` and
     the output a macro or block gathers (:class:`_BoundedCodeGenerator`) are measured too:
     any one text or list is at most MAX_RENDERED_CHARS long, so that no loop can double one
-    until the memory runs out, and no width or count (``'x'.center(10**10)``) can ask for more.
+    until the memory runs out, and no width or count (``'x'.center(10**10)``) can ask for more;
+    and all of them together at most MAX_MADE_CHARS (:meth:`_made`), so that no loop can keep
+    thousands.
     """
 
     code_generator_class = _BoundedCodeGenerator
@@ -294,6 +299,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
         super().__init__(undefined=jinja2.StrictUndefined, autoescape=False)
         self.iterations = 0
         self.calls = 0
+        self.made = 0
         self.deadline = time.monotonic() + MAX_RENDER_SECONDS
         self.finalize = self._finalized
         # one object, so that call() knows the loops' wrapper by identity
@@ -313,6 +319,15 @@ class _BoundedEnvironment(SandboxedEnvironment):
         """Refuse to go on past MAX_RENDER_SECONDS; every loop step and call asks."""
         if time.monotonic() > self.deadline:
             raise SecurityError(f"rendering takes over {MAX_RENDER_SECONDS:g} s")
+
+    def _made(self, size: int, what: str) -> None:
+        """Count ``what``, a text or list of ``size`` made, refusing it past either budget."""
+        _check(size, what)
+        self.made += size
+        if self.made > MAX_MADE_CHARS:
+            raise SecurityError(
+                f"{what} would take the texts and lists made past {MAX_MADE_CHARS:,} items in all"
+            )
 
     def _finalized(self, value: Any) -> Any:
         """What ``{{ ... }}`` prints, if its text is within the budget (before ``str()``)."""
@@ -335,12 +350,12 @@ class _BoundedEnvironment(SandboxedEnvironment):
         grow past it in a loop.
         """
         if isinstance(result, (str, bytes, list, tuple, dict)):
-            _check(len(result), what)
+            self._made(len(result), what)
         return result
 
     def measured(self, pieces: tuple[Any, ...]) -> tuple[Any, ...]:
         """The pieces of ``a ~ b ~ ...``, if joined they are within the budget."""
-        _check(_text_len(pieces), "'~'")
+        self._made(_text_len(pieces), "'~'")
         return pieces
 
     def concat(self, pieces: Iterable[str]) -> str:  # type: ignore[override]
@@ -348,6 +363,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
         if not isinstance(pieces, _Gathered):  # a block's output, read as it comes
             pieces, gathered = _Gathered(), pieces
             pieces.extend(gathered)
+        self._made(pieces.length, "the output of a macro or block")
         return "".join(pieces)
 
     def _bounded(self, name: str, run: Callable[..., Any]) -> Callable[..., Any]:
@@ -371,7 +387,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
     def _lipsum(self, n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
         """Jinja's ``lipsum``: ``n`` paragraphs of up to ``max`` words of up to 15 characters."""
         words = n * max if isinstance(n, int) and isinstance(max, int) else 0
-        _check(words * 15, "lipsum()")
+        self._made(words * 15, "lipsum()")
         return generate_lorem_ipsum(n, html, min, max)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -382,9 +398,12 @@ class _BoundedEnvironment(SandboxedEnvironment):
             if self.calls > MAX_TEMPLATE_CALLS:
                 raise SecurityError(f"over {MAX_TEMPLATE_CALLS:,} calls")
             args = self._check_call(obj, what, args, kwargs)
+        receiver = getattr(obj, "__self__", None)
+        before = len(receiver) if isinstance(receiver, (list, dict, set)) else None
         result = super().call(context, obj, *args, **kwargs)
-        if isinstance(getattr(obj, "__self__", None), (list, dict, set)):
-            _check(len(obj.__self__), what)  # l.extend(l), in a loop, doubles l
+        if before is not None:
+            _check(len(receiver), what)  # l.extend(l), in a loop, doubles l
+            self._made(max(len(receiver) - before, 0), what)
         return self._checked(result, what)
 
     def _check_call(
@@ -415,19 +434,19 @@ class _BoundedEnvironment(SandboxedEnvironment):
         sequences = (str, bytes, list, tuple)
         ints = isinstance(left, int) and isinstance(right, int)
         if operator == "+" and isinstance(left, sequences) and isinstance(right, sequences):
-            _check(len(left) + len(right), "'+'")
+            self._made(len(left) + len(right), "'+'")
         elif operator == "*" and ints:
             if left.bit_length() + right.bit_length() > MAX_NUMBER_BITS:
                 raise SecurityError(f"'*' would make a number of over {MAX_NUMBER_BITS:,} bits")
         elif operator == "*" and isinstance(left, (*sequences, int)) and isinstance(right, int):
             times, sequence = (left, right) if isinstance(left, int) else (right, left)
-            _check(len(sequence) * times, "'*'")
+            self._made(len(sequence) * times, "'*'")
         elif operator == "**" and ints and right > 0 and abs(left) > 1:
             if left.bit_length() * right > MAX_NUMBER_BITS:
                 raise SecurityError(f"'**' would make a number of over {MAX_NUMBER_BITS:,} bits")
         elif operator == "%" and isinstance(left, (str, bytes)):
             text = left if isinstance(left, str) else left.decode("latin-1")
-            _check(_estimated(_percent_size, text, right), "'%'")
+            self._made(_estimated(_percent_size, text, right), "'%'")
         return super().call_binop(context, operator, left, right)
 
 

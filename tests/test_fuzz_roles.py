@@ -202,6 +202,10 @@ def food_order_folder() -> Any:
         yield Path(shutil.copytree(ROLES / "food_order", Path(folder) / "food_order"))
 
 
+#: a template keeping the text or list made by {} a thousand times
+MANY_KEPT = "{{% set l = [] %}}{{% for i in range(1000) %}}{{% set _ = {} %}}{{% endfor %}}"
+
+
 # found by the fuzzer (shrunk): each crashed Role.update with a TypeError or AttributeError
 @given(changes=edits(), assign=st.booleans())
 @example(changes={"tools": [5]}, assign=False)
@@ -223,6 +227,9 @@ def food_order_folder() -> Any:
 @example(changes={"instructions": "{{ '{:10000000000}'.format(1) }}"}, assign=False)
 @example(changes={"instructions": "{{ [1]|batch(10**10, 0)|list }}"}, assign=True)
 @example(changes={"instructions": "{{ (1).to_bytes(10**10, 'big') }}"}, assign=False)
+# ...or many texts each within the budget, kept: a thousand times a million characters
+@example(changes={"instructions": MANY_KEPT.format("l.append('x' * 999999)")}, assign=True)
+@example(changes={"instructions": MANY_KEPT.format("l.append('x'.ljust(999999))")}, assign=False)
 @counted("live role edits")
 def test_a_broken_live_edit_leaves_the_role_as_it_was(food_order_folder, changes, assign):
     role = load_role(food_order_folder / "role.yaml")
