@@ -64,6 +64,48 @@ def test_a_shared_page_talks_to_the_standalone_worker(livekit, tmp_path):
             served.stop()
 
 
+#: every RTCPeerConnection the page makes, kept where the test can read its statistics
+KEEP_CONNECTIONS = """
+window.__connections = [];
+window.RTCPeerConnection = class extends window.RTCPeerConnection {
+  constructor(...args) { super(...args); window.__connections.push(this); }
+};
+"""
+SENT = """async () => {
+  for (const pc of window.__connections) for (const r of (await pc.getStats()).values())
+    if (r.type === "outbound-rtp" && r.kind === "audio") return [r.packetsSent, r.timestamp];
+  return null;
+}"""
+
+
+def test_the_microphone_is_sent_in_10_ms_packets(livekit, tmp_path):
+    # a tone, loud throughout, so that Opus sends every packet (no silence to skip)
+    tone = np.sin(2 * np.pi * 440 * np.arange(RATE * 30) / RATE) * 8000
+    wav = tmp_path / "tone.wav"
+    write_wav(wav, tone.astype(np.int16), RATE)
+    port = free_port()
+    with playwright() as driver, chromium(driver, fake_microphone(wav)) as page:
+        page.add_init_script(KEEP_CONNECTIONS)
+        served = Command(
+            livekit, "serve-client", "--role", "demo", "--port", str(port),
+            ready="rico-lab serve-client: the demo role at",
+        )  # fmt: skip
+        try:
+            page.goto(f"http://127.0.0.1:{port}/")
+            client = page.locator(".rico-voice-client")
+            expect(client).to_have_attribute("data-mic", "on", timeout=60_000)
+            for _ in range(300):  # the first 100 packets: the track is sending steadily
+                if (sent := page.evaluate(SENT)) and sent[0] > 100:
+                    break
+                page.wait_for_timeout(100)
+            (before, then), _ = page.evaluate(SENT), page.wait_for_timeout(2000)
+            after, now = page.evaluate(SENT)
+        finally:
+            served.stop()
+    # libwebrtc's default is 20 ms: 50 packets a second
+    assert (after - before) / (now - then) * 1000 > 80
+
+
 def json_room(body: bytes) -> str:
     state = json.loads(body)
     assert set(state) >= {"url", "token", "room", "identity", "role"}

@@ -23,6 +23,7 @@ import {
   TrackEvent,
 } from "livekit-client";
 
+import { askForShortMicPackets } from "./packets";
 import { ATTRIBUTE, TOPIC } from "./protocol";
 import type { LiveState, TranscriptLine } from "./state";
 import { message, type UiReport } from "./ui_methods";
@@ -227,6 +228,7 @@ export class VoiceRoom {
       }
       return false;
     }
+    askForShortMicPackets(this.room);
     this.set({ status: "connected" });
     this.out.playbackBlocked(!this.room.canPlaybackAudio);
     this.waitForAgent(agentTimeoutS);
