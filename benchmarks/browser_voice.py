@@ -7,10 +7,12 @@ model in a process of its own, where OpenAI's would be (``model_process.py``; th
 it by its OpenAI settings). With ``--model-in-kernel`` the model runs in the lab's process
 instead, as a lab without ``OPENAI_API_KEY`` runs it, and its agent shares the interpreter
 with the model's VAD and websocket. The voice client page
-(``rico-lab serve-client``'s) is served three times: the lab's agent with its own audio
+(``rico-lab serve-client``'s) is served four times: the lab's agent with its own audio
 path (``rico_lab.AudioPath``: 10 ms input frames, 20 ms chunks to the model), the lab's
 agent with livekit-agents' and the plugin's frames (50 and 100 ms, by a role's
-``audio_path``: the lab before it had one), and the bare worker.
+``audio_path``: the lab before it had one), the bare worker, and the bare worker with the
+microphone in libwebrtc's default 20 ms packets instead of the voice client's 10 ms
+(``widgets/src/packets.ts``), as a page of livekit-client's own sends it.
 
 Debian's Chromium opens them in turn, blocks of ten turns each, with a fake microphone that
 loops an espeak-ng sentence followed by enough quiet for the reply. The voice client itself
@@ -66,13 +68,35 @@ BLOCK = 10  # turns per page visit; the first reply of a visit is not counted (s
 SENTENCE = "Hello there, how are you today?"
 LAB, BARE_LABEL = "rico_lab (in-kernel worker)", "bare livekit-agents worker"
 BEFORE = "rico_lab, livekit's frames"
+DEFAULT_PACKETS = "bare, 20 ms mic packets"
 #: the demo role, with the frames livekit-agents and the plugin use by themselves
 LIVEKITS = "audio_path: {input_frame_ms: 50, send_chunk_ms: 100}\n"
+#: On a page whose address asks for it (``?mic_packets=default``), the voice client's
+#: ``a=ptime`` lines are taken out of each answer on their way to Chromium, which then sends
+#: the microphone in libwebrtc's default 20 ms packets, as livekit-client by itself does.
+DEFAULT_MIC_PACKETS = """
+(() => {
+  if (!new URLSearchParams(location.search).has("mic_packets")) return;
+  const set = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = function (sd, ...rest) {
+    if (sd && sd.type === "answer" && sd.sdp) {
+      const eol = sd.sdp.includes("\\r\\n") ? "\\r\\n" : "\\n";
+      const kept = sd.sdp.split(eol).filter((line) => !line.startsWith("a=ptime:"));
+      sd = { type: sd.type, sdp: kept.join(eol) };
+    }
+    return set.call(this, sd, ...rest);
+  };
+})();
+"""
 
 
 @contextmanager
 def pages(lab: rico_lab.Lab) -> Iterator[dict[str, str]]:
-    """Serve the voice client page three times: the lab's agent twice, the bare worker."""
+    """The voice client's pages: the lab's agent twice, the bare worker twice.
+
+    The bare worker's second page sends the microphone as livekit-client does by itself
+    (``DEFAULT_MIC_PACKETS``): the voice client's 10 ms packets reach any worker.
+    """
     server = lab.livekit_server
     assert server is not None, "the benchmark runs the embedded livekit-server"
 
@@ -84,7 +108,12 @@ def pages(lab: rico_lab.Lab) -> Iterator[dict[str, str]]:
         served(page_for("livekits", lab.agent_name)) as before,
         served(page_for(ROLE, BARE)) as bare,
     ):
-        yield {LAB: ours, BEFORE: before, BARE_LABEL: bare}
+        yield {
+            LAB: ours,
+            BEFORE: before,
+            BARE_LABEL: bare,
+            DEFAULT_PACKETS: bare + "?mic_packets=default",
+        }
 
 
 def roles_with_livekits_frames(folder: Path) -> Path:
@@ -180,7 +209,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="rico-voice-"))
     time_local_model()
     clock = time.time() - time.monotonic()
-    replies: dict[str, list[tuple[float, float]]] = {LAB: [], BEFORE: [], BARE_LABEL: []}
+    replies: dict[str, list[tuple[float, float]]] = {
+        label: [] for label in (LAB, BEFORE, BARE_LABEL, DEFAULT_PACKETS)
+    }
     gaps: dict[str, list[float]] = {label: [] for label in replies}
     dropout = dict.fromkeys(replies, 0.0)
     with ExitStack() as stack:
@@ -196,9 +227,10 @@ def main() -> None:
         urls = stack.enter_context(pages(lab))
         page = stack.enter_context(chromium(stack.enter_context(playwright()), fake + mic))
         install(page)
+        page.add_init_script(DEFAULT_MIC_PACKETS)
         for url in urls.values():  # warms the model's lines and each agent; not counted
             visit(page, url, 3)
-        while len(replies[BARE_LABEL]) < turns:
+        while len(replies[DEFAULT_PACKETS]) < turns:
             for label, url in urls.items():
                 seen = visit(page, url, min(BLOCK, turns - len(replies[label])))
                 replies[label] += seen.replies
@@ -240,6 +272,8 @@ def report(
     for label in (LAB, BEFORE):
         ratio = medians[label] / medians[BARE_LABEL]
         print(f"ratio of medians ({label} / bare): {ratio:.2f}")
+    ratio = medians[LAB] / medians[DEFAULT_PACKETS]
+    print(f"ratio of medians ({LAB} / {DEFAULT_PACKETS}): {ratio:.2f}")
     print("target: rico_lab / bare <= 0.75, and its p95 no worse than the bare worker's")
     print(json.dumps({"hangover_ms": hangover, "turns_ms": figures, "gaps_ms": gaps}))
 
