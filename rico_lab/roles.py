@@ -99,9 +99,9 @@ class Role:
     #: False keeps this role's conversations off the recording, whatever the lab does
     #: (read as a conversation starts)
     record_audio: bool = True
-    #: the lab's ``AudioPath`` overridden (``input_frame_ms``, ``send_chunk_ms``,
-    #: ``output_redundancy``), read as a conversation starts
-    audio_path: dict[str, int | bool] = field(default_factory=dict)
+    #: frame sizes overriding the lab's (``input_frame_ms``, ``send_chunk_ms``), read as a
+    #: conversation starts
+    audio_path: dict[str, int] = field(default_factory=dict)
     tools: tuple[Tool, ...] = ()
     path: Path | None = None
     version: str = ""

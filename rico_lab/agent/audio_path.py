@@ -1,4 +1,4 @@
-"""How long audio waits between the user and the model: frame sizes in, redundancy out.
+"""How long audio waits on its way from the user to the model: the frame sizes on that path.
 
 Every stage hands audio on in frames, and the audio that ends the user's turn waits, on
 average, half a frame at each stage before the next one sees it. livekit-agents' room
@@ -7,11 +7,6 @@ model's websocket in 100 ms chunks (a constant in its session, with no option); 
 model's VAD finds the end of the turn only in audio it has been sent. ``AudioPath`` makes
 both small. OpenAI takes appends of any length (only a commit needs 100 ms in the
 buffer), and the local model's VAD reads 10 ms frames out of whatever arrives.
-
-On the way back, livekit publishes the agent's track with RED (RFC 2198: each packet
-repeats the one before, so a lost packet costs nothing), and Chromium then holds the
-agent's first words longer before it plays them (docs/performance.md); ``AudioPath``
-publishes without it unless told.
 """
 
 from __future__ import annotations
@@ -19,33 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from livekit import rtc
 from livekit.agents import utils
-from livekit.agents.voice.room_io import AudioInputOptions, AudioOutputOptions, RoomOptions
+from livekit.agents.voice.room_io import AudioInputOptions, RoomOptions
 from livekit.plugins import openai
 from livekit.plugins.openai.realtime.realtime_model import NUM_CHANNELS, SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class AudioPath:
-    """Frame sizes of the user's audio on its way to the model (ms), and the agent's RED."""
+    """Frame sizes of the user's audio on its way to the model, in milliseconds."""
 
     #: the room input's frames (livekit-agents' ``AudioInputOptions.frame_size_ms``: 50)
     input_frame_ms: int = 10
     #: the plugin's chunks to the model's websocket (its fixed 100)
     send_chunk_ms: int = 20
-    #: the agent's audio sent with RED (livekit's default): for links that lose packets
-    output_redundancy: bool = False
 
     def room_options(self) -> RoomOptions:
-        """The session's room options: these input frames, the agent's track with or without RED."""
-        publish = rtc.TrackPublishOptions(
-            source=rtc.TrackSource.SOURCE_MICROPHONE, red=self.output_redundancy
-        )
-        return RoomOptions(
-            audio_input=AudioInputOptions(frame_size_ms=self.input_frame_ms),
-            audio_output=AudioOutputOptions(track_publish_options=publish),
-        )
+        """The session's room options with these input frames."""
+        return RoomOptions(audio_input=AudioInputOptions(frame_size_ms=self.input_frame_ms))
 
 
 #: what a lab and a worker use unless told otherwise
