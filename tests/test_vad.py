@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rico_lab.local_model import speech
-from rico_lab.local_model._vad import INPUT_RATE, SpeechDetector
+from rico_lab.local_model._vad import INPUT_RATE, SpeechDetector, SpeechMeter, speech_duration
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +60,30 @@ def test_pauses_between_words_stay_inside_the_turn() -> None:
     quiet = np.zeros(INPUT_RATE, np.int16)
     events = detect(np.concatenate([word, pause, word, pause, word, quiet]))
     assert [kind for kind, _ in events] == ["start", "stop"]
+
+
+_LINE = speech.synthesize("One, two. Three.")
+_HISS = np.random.default_rng(5).normal(0, 130, INPUT_RATE // 10).astype(np.int16)
+CLIP = np.concatenate([np.zeros(INPUT_RATE // 5, np.int16), _LINE, _HISS, _LINE[:3000], _HISS])
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(
+    chunks=st.lists(st.integers(1, INPUT_RATE // 4), min_size=1, max_size=8),
+    cut=st.integers(0, len(CLIP)),
+)
+def test_a_turn_measured_as_it_streams_in_measures_as_the_whole_clip(
+    chunks: list[int], cut: int
+) -> None:
+    # the session measures a turn while it comes, in whatever chunks the client sends, and
+    # the turn ends anywhere inside the last one
+    meter = SpeechMeter()
+    pushed = 0
+    for size in itertools.cycle(chunks):
+        if pushed >= cut:
+            break
+        meter.push(CLIP[pushed : pushed + size])
+        pushed += size
+    assert meter.duration(cut) == speech_duration(CLIP[:cut])
+    with pytest.raises(ValueError, match="samples asked for"):
+        meter.duration(pushed + 240)

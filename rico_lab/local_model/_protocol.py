@@ -161,6 +161,11 @@ class InputBuffer:
         self._chunks.append(samples)
         self.end += len(samples)
 
+    def since(self, start: int) -> np.ndarray:
+        """The audio from sample ``start`` to the end, left in the buffer."""
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return audio[max(0, start - self.start) :]
+
     def take(self, until: int) -> np.ndarray:
         """Remove and return the audio before sample ``until``."""
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)

@@ -32,7 +32,7 @@ from ._protocol import (
     normalize_turn_detection,
 )
 from ._response import ConnectionDropped, Response, ResponseStream
-from ._vad import INPUT_RATE, SpeechDetector, VadEvent, speech_duration
+from ._vad import INPUT_RATE, SpeechDetector, SpeechMeter, VadEvent, speech_duration
 from .script import (
     AudioTurn,
     Call,
@@ -100,6 +100,7 @@ class Session:
         self._detector: SpeechDetector | None = None
         self._speech_item_id: str | None = None
         self._speech_start = 0
+        self._speech_meter: SpeechMeter | None = None  # measures the open turn as it comes
         self._response: Response | None = None
         self._send_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -281,6 +282,7 @@ class Session:
                 threshold=threshold, silence_duration_ms=silence_ms, start_sample=self._buffer.end
             )
         self._speech_item_id = None
+        self._speech_meter = None
 
     # -- input audio ------------------------------------------------------------------------
 
@@ -295,6 +297,8 @@ class Session:
         self._buffer.append(samples)
         if self._detector is None:
             return
+        if self._speech_meter is not None:
+            self._speech_meter.push(samples)
         for vad_event in self._detector.push(samples):
             await self._on_vad(vad_event)
         if not self._detector.speaking:
@@ -311,6 +315,8 @@ class Session:
             self._speech_start = max(
                 self._buffer.start, event.sample - prefix_ms * INPUT_RATE // 1000
             )
+            self._speech_meter = SpeechMeter(threshold)
+            self._speech_meter.push(self._buffer.since(self._speech_start))
             await self._emit(
                 "input_audio_buffer.speech_started",
                 audio_start_ms=ms(self._speech_start),
@@ -319,14 +325,16 @@ class Session:
             if td.get("interrupt_response") and self._response is not None:
                 await self._cancel_response("turn_detected")
             return
-        if self._speech_item_id is None:
+        meter, self._speech_meter = self._speech_meter, None
+        if self._speech_item_id is None or meter is None:
             return  # the turn was committed or cleared by the client meanwhile
         item_id, self._speech_item_id = self._speech_item_id, None
         await self._emit(
             "input_audio_buffer.speech_stopped", audio_end_ms=ms(event.sample), item_id=item_id
         )
         self._buffer.take(self._speech_start)
-        await self._commit(self._buffer.take(event.sample), item_id, threshold)
+        turn = self._buffer.take(event.sample)
+        await self._commit(turn, item_id, meter.duration(len(turn)))
         if td.get("create_response"):
             if self._response is None:
                 await self._start_response({})
@@ -349,7 +357,8 @@ class Session:
             )
         item_id = self._speech_item_id or new_id("item")
         threshold, _, _ = self._vad_settings()
-        await self._commit(self._buffer.take(self._buffer.end), item_id, threshold)
+        samples = self._buffer.take(self._buffer.end)
+        await self._commit(samples, item_id, speech_duration(samples, threshold))
         self._configure_vad()  # a manual commit ends any turn VAD had open
 
     async def _on_clear(self, event: dict[str, Any]) -> None:
@@ -357,10 +366,12 @@ class Session:
         self._configure_vad()
         await self._emit("input_audio_buffer.cleared")
 
-    async def _commit(self, samples: np.ndarray, item_id: str, threshold: float) -> None:
-        """Turn committed audio into a user item, as OpenAI does after VAD or a commit."""
+    async def _commit(self, samples: np.ndarray, item_id: str, duration: float) -> None:
+        """Turn committed audio into a user item, as OpenAI does after VAD or a commit.
+
+        ``duration`` is the voiced span of ``samples`` (:func:`speech_duration`).
+        """
         self._turns += 1
-        duration = speech_duration(samples, threshold)
         previous = self._conversation.last_id()
         item = {
             "id": item_id,
