@@ -65,9 +65,13 @@ $(BUNDLE) &: widgets/node_modules/.installed $(WIDGET_SOURCES)
 lab: setup
 	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) notebooks/
 
+# the suite in two processes (one test file each at a time: a module's servers stay its own),
+# then the tests of timing on their own; plain `pytest` runs everything in one process
+TEST_WORKERS ?= 2
 test: check
 	cd widgets && npm test
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not solo"
+	$(PY) -m pytest -m solo
 
 check: setup
 	$(VENV)/bin/ruff check rico_lab tests roles benchmarks
