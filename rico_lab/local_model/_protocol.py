@@ -168,7 +168,7 @@ class InputBuffer:
 
     def take(self, until: int) -> np.ndarray:
         """Remove and return the audio before sample ``until``."""
-        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        audio = self.since(self.start)
         cut = max(0, until - self.start)
         self._chunks = [audio[cut:]] if cut < len(audio) else []
         self.start = max(self.start, min(until, self.end))

@@ -60,11 +60,20 @@ class VadEvent:
 
 
 class _FrameClassifier:
-    """Says whether one ``FRAME_MS`` frame at 24 kHz is voiced."""
+    """Says whether each ``FRAME_MS`` frame of a 24 kHz stream is voiced."""
 
     def __init__(self, threshold: float) -> None:
         self._vad = webrtcvad.Vad(vad_mode(threshold))
         self._floor = energy_floor(threshold)
+        self._pending = np.zeros(0, dtype=np.int16)  # the start of the next frame
+
+    def feed(self, samples: np.ndarray) -> list[bool]:
+        """The verdicts of the whole frames the stream's next samples complete, in order."""
+        self._pending = np.concatenate([self._pending, samples])
+        whole = len(self._pending) // _FRAME_24K
+        frames = self._pending[: whole * _FRAME_24K].reshape(whole, _FRAME_24K)
+        self._pending = self._pending[whole * _FRAME_24K :]
+        return [self.is_voiced(frame) for frame in frames]
 
     def is_voiced(self, frame: np.ndarray) -> bool:
         x = frame.astype(np.float32)
@@ -98,8 +107,7 @@ class SpeechDetector:
         """
         self._classifier = _FrameClassifier(threshold)
         self._silence_frames = max(1, math.ceil(silence_duration_ms / FRAME_MS))
-        self._pos = start_sample  # stream position of the first sample in self._pending
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._next_frame = start_sample  # stream position of the next frame to classify
         self._window: collections.deque[tuple[int, bool]] = collections.deque(
             maxlen=_START_WINDOW_FRAMES
         )
@@ -113,17 +121,11 @@ class SpeechDetector:
 
     def push(self, samples: np.ndarray) -> list[VadEvent]:
         """Feed the next samples and get the boundaries they complete, in order."""
-        self._pending = np.concatenate([self._pending, samples])
         events: list[VadEvent] = []
-        offset = 0
-        while offset + _FRAME_24K <= len(self._pending):
-            frame_start = self._pos + offset
-            voiced = self._classifier.is_voiced(self._pending[offset : offset + _FRAME_24K])
-            offset += _FRAME_24K
-            if event := self._step(frame_start, voiced):
+        for voiced in self._classifier.feed(samples):
+            if event := self._step(self._next_frame, voiced):
                 events.append(event)
-        self._pending = self._pending[offset:]
-        self._pos += offset
+            self._next_frame += _FRAME_24K
         return events
 
     def _step(self, frame_start: int, voiced: bool) -> VadEvent | None:
@@ -155,19 +157,15 @@ class SpeechMeter:
 
     def __init__(self, threshold: float = 0.5) -> None:
         self._classifier = _FrameClassifier(threshold)
-        self._pending = np.zeros(0, dtype=np.int16)
         self._frames = 0  # frames classified so far
-        self._voiced: list[int] = []  # their indexes, in order
+        self._voiced: list[int] = []  # the voiced ones' indexes, in order
 
     def push(self, samples: np.ndarray) -> None:
         """Feed the clip's next samples (mono int16 at 24 kHz)."""
-        self._pending = np.concatenate([self._pending, samples])
-        whole = len(self._pending) // _FRAME_24K
-        for i in range(whole):
-            if self._classifier.is_voiced(self._pending[i * _FRAME_24K : (i + 1) * _FRAME_24K]):
-                self._voiced.append(self._frames + i)
-        self._frames += whole
-        self._pending = self._pending[whole * _FRAME_24K :]
+        for voiced in self._classifier.feed(samples):
+            if voiced:
+                self._voiced.append(self._frames)
+            self._frames += 1
 
     def duration(self, length: int) -> float:
         """Seconds of the voiced span within the clip's first ``length`` samples.
