@@ -8,9 +8,10 @@ it by its OpenAI settings). With ``--model-in-kernel`` the model runs in the lab
 instead, as a lab without ``OPENAI_API_KEY`` runs it, and its agent shares the interpreter
 with the model's VAD and websocket. The voice client page
 (``rico-lab serve-client``'s) is served four times: the lab's agent with its own audio
-path (``rico_lab.AudioPath``: 10 ms input frames, 20 ms chunks to the model), the lab's
-agent with livekit-agents' and the plugin's frames (50 and 100 ms, by a role's
-``audio_path``: the lab before it had one), the bare worker, and the bare worker with the
+path (``rico_lab.AudioPath``: 10 ms input frames, 20 ms chunks to the model, replies sent
+20 ms ahead), the lab's agent with livekit-agents' and the plugin's frames and output (50
+and 100 ms, livekit-agents' queued audio source; by a role's ``audio_path``: the lab before
+it had one), the bare worker, and the bare worker with the
 microphone in libwebrtc's default 20 ms packets instead of the voice client's 10 ms
 (``widgets/src/packets.ts``), as a page of livekit-client's own sends it.
 
@@ -69,8 +70,8 @@ SENTENCE = "Hello there, how are you today?"
 LAB, BARE_LABEL = "rico_lab (in-kernel worker)", "bare livekit-agents worker"
 BEFORE = "rico_lab, livekit's frames"
 DEFAULT_PACKETS = "bare, 20 ms mic packets"
-#: the demo role, with the frames livekit-agents and the plugin use by themselves
-LIVEKITS = "audio_path: {input_frame_ms: 50, send_chunk_ms: 100}\n"
+#: the demo role, with the frames and output livekit-agents and the plugin use by themselves
+LIVEKITS = "audio_path: {input_frame_ms: 50, send_chunk_ms: 100, output_lead_ms: 0}\n"
 #: On a page whose address asks for it (``?mic_packets=default``), the voice client's
 #: ``a=ptime`` lines are taken out of each answer on their way to Chromium, which then sends
 #: the microphone in libwebrtc's default 20 ms packets, as livekit-client by itself does.

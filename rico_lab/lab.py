@@ -64,8 +64,8 @@ class Lab:
             false``). It costs about 6% CPU (``docs/performance.md``).
         audio_path: the frame sizes of the user's audio on its way to the model (10 ms
             input frames, 20 ms chunks to the model, against livekit's 50 and 100: 26 to 48 ms
-            off the median reply in the browser, ``docs/performance.md``); a role can override
-            them.
+            off the median reply in the browser, ``docs/performance.md``), and how far ahead
+            of real time the agent's audio leaves (20 ms); a role can override them.
 
     Raises:
         LabError: a part could not start; the message says which and what to do.

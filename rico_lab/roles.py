@@ -99,8 +99,8 @@ class Role:
     #: False keeps this role's conversations off the recording, whatever the lab does
     #: (read as a conversation starts)
     record_audio: bool = True
-    #: frame sizes overriding the lab's (``input_frame_ms``, ``send_chunk_ms``), read as a
-    #: conversation starts
+    #: the audio path overriding the lab's (``input_frame_ms``, ``send_chunk_ms``,
+    #: ``output_lead_ms``), read as a conversation starts
     audio_path: dict[str, int] = field(default_factory=dict)
     tools: tuple[Tool, ...] = ()
     path: Path | None = None

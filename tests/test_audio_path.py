@@ -1,4 +1,4 @@
-"""The audio path's frame sizes reach the session, and a role overrides the lab's."""
+"""The audio path's frame sizes and lead reach the session, and a role overrides the lab's."""
 
 import base64
 import shutil
@@ -9,6 +9,7 @@ from livekit import rtc
 from rtc_participant import VoiceParticipant
 
 import rico_lab
+from rico_lab.agent.audio_output import LeadingAudioSource
 from rico_lab.evaluation.participant import wait_until
 from rico_lab.local_model import _session
 from rico_lab.local_model.speech import synthesize
@@ -34,6 +35,7 @@ def talk_once(lab: rico_lab.Lab, role: str) -> None:
 def test_the_frame_sizes_reach_the_session_and_a_role_overrides_them(tmp_path, monkeypatch):
     appended: list[int] = []  # bytes of audio per input_audio_buffer.append the model got
     frames_asked: list[int] = []  # the frame size livekit-agents asked of the user's track
+    leads: list[int] = []  # the lead of each agent audio source ahead of real time
 
     on_append = _session.Session._on_append
 
@@ -47,20 +49,36 @@ def test_the_frame_sizes_reach_the_session_and_a_role_overrides_them(tmp_path, m
         frames_asked.append(kwargs["frame_size_ms"])
         return from_track(*args, **kwargs)
 
+    leading = LeadingAudioSource.__init__
+
+    def note_lead(self, *args, lead_ms, **kwargs):
+        leads.append(lead_ms)
+        leading(self, *args, lead_ms=lead_ms, **kwargs)
+
     monkeypatch.setattr(_session.Session, "_on_append", count_append)
+    monkeypatch.setattr(LeadingAudioSource, "__init__", note_lead)
     monkeypatch.setattr(rtc.AudioStream, "from_track", note_frames)
     roles = tmp_path / "roles"
     shutil.copytree(ROLES, roles)
     livekits = (roles / "demo.yaml").read_text().replace("name: demo", "name: livekits")
     (roles / "livekits.yaml").write_text(
-        livekits + "audio_path: {input_frame_ms: 50, send_chunk_ms: 100}\n"
+        livekits + "audio_path: {input_frame_ms: 50, send_chunk_ms: 100, output_lead_ms: 0}\n"
     )
     with rico_lab.Lab(roles_dir=roles, runs_dir=tmp_path / "runs") as lab:
-        talk_once(lab, "demo")  # the lab's own: 10 ms frames in, 20 ms chunks to the model
+        # the lab's own: 10 ms frames in, 20 ms chunks to the model, replies 20 ms ahead
+        talk_once(lab, "demo")
         assert set(frames_asked) == {10}
         assert appended and set(appended) == {20 * BYTES_PER_MS}
+        assert leads == [20]
         frames_asked.clear()
         appended.clear()
-        talk_once(lab, "livekits")  # livekit-agents' and the plugin's defaults, by the role
+        leads.clear()
+        talk_once(lab, "livekits")  # livekit-agents' and the plugin's own, by the role
         assert set(frames_asked) == {50}
         assert appended and set(appended) == {100 * BYTES_PER_MS}
+        assert leads == []
+        started = [e["audio_path"] for e in lab.log.records() if e["type"] == "session_started"]
+        assert started == [
+            {"input_frame_ms": 10, "send_chunk_ms": 20, "output_lead_ms": 20},
+            {"input_frame_ms": 50, "send_chunk_ms": 100, "output_lead_ms": 0},
+        ]

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from cli_process import livekit_env, worker
 from livekit import api
 from rtc_participant import VoiceParticipant, run_aside
 
+from rico_lab.agent.audio_path import DEFAULT_AUDIO_PATH
 from rico_lab.cli import main
 from rico_lab.livekit_server import LiveKitServer
 from rico_lab.protocol import JoinInfo, join_token
@@ -78,6 +80,16 @@ def test_serves_a_conversation_and_drains_on_sigterm(livekit, tmp_path):
     kinds = [e["type"] for e in record]
     assert kinds[0] == "session_started" and kinds[-2:] == ["session_ended", "recording"]
     assert (runs / record[-1]["file"]).stat().st_size > 0  # it records as a lab does
+    # the audio path a lab's agent has: 10 ms frames in, 20 ms chunks, replies 20 ms ahead
+    assert (
+        record[0]["audio_path"]
+        == asdict(DEFAULT_AUDIO_PATH)
+        == {
+            "input_frame_ms": 10,
+            "send_chunk_ms": 20,
+            "output_lead_ms": 20,
+        }
+    )
     said = [e["text"] for e in record if e["type"] == "turn"]
     assert "Turn 2: you wrote: and a cake" in said
     assert {e["role"] for e in record if e["type"] == "turn"} == {"food_order"}

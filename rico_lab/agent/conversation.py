@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from ..evaluation.record import Log
 from ..protocol import LATENCY_TOPIC, UI_TOPIC
 from ..roles import Role
 from .attributes import AgentAttributes
+from .audio_output import LeadingAudioOutput
 from .audio_path import AudioPath
 from .model_choice import ModelChoice
 from .recording import Recording
@@ -56,7 +57,7 @@ class ConversationHost(Protocol):
     log: Log
     #: the model each agent gets (OpenAI or the local one)
     models: ModelChoice
-    #: the frame sizes of the user's audio on its way to the model
+    #: the frame sizes of the user's audio on its way to the model, the lead of the agent's
     audio_path: AudioPath
     #: the live conversations by room (each adds and removes itself)
     conversations: dict[str, Conversation]
@@ -153,6 +154,7 @@ class Conversation:
         self._options = role.realtime_options()  # the model settings the agent runs with
         self._attributes = AgentAttributes(ctx.room, self._keep)
         self._recording: Recording | None = None
+        self._output: LeadingAudioOutput | None = None  # the agent's audio, unless livekit's
         self._typed: TypedInput | None = None
         #: the lab's frame sizes, as the role overrides them when the conversation starts
         self._audio_path = replace(host.audio_path, **role.audio_path)
@@ -175,7 +177,13 @@ class Conversation:
         agent = self._agent(self.role, history=history)
         # typed turns are read by TypedInput, which waits for a user not listed yet
         options = replace(self._audio_path.room_options(), text_input=False)
+        output = self._audio_path.audio_output(self._ctx.room)
+        if output is not None:  # room_options leaves the room's audio output to this one
+            self.session.output.audio = output
         await self.session.start(agent=agent, room=self._ctx.room, room_options=options)
+        if output is not None:  # publishes the track, as livekit-agents' room IO does its own
+            self._output = output
+            self._keep(output.start())
         self._typed = TypedInput(self._ctx.room, self.session, self.client)
         self._write(
             "session_started",
@@ -183,6 +191,7 @@ class Conversation:
             model=self._host.models.label,
             user=self.client(),
             resumed=history is not None,
+            audio_path=asdict(self._audio_path),
         )
         await self._record_audio()
         await self._advertise()
@@ -247,6 +256,8 @@ class Conversation:
         self._end(str(reason or "job ended"))
         if self._recording is not None:
             await self._recording.close()
+        if self._output is not None:
+            await self._output.aclose()
 
     def _on_close(self, event: CloseEvent) -> None:
         """The session closed (the user left, or the model failed for good): end the job.

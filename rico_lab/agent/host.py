@@ -57,7 +57,8 @@ class Host:
         handlers: The notebook's handlers for a tool (``@lab.on_tool``), looked up per call.
         server_log: The last lines of the LiveKit server's log, when this process runs it.
         record_audio: Whether each conversation records its audio beside its record.
-        audio_path: The frame sizes of the user's audio on its way to the model.
+        audio_path: The frame sizes of the user's audio on its way to the model, and the
+            lead of the agent's audio.
     """
 
     def __init__(

@@ -41,8 +41,8 @@ class Service:
         timeout: Seconds each part may take to start.
         record_audio: Keep each conversation's audio beside its record (stereo OGG), unless
             its role says ``record_audio: false``.
-        audio_path: The frame sizes of the user's audio on its way to the model, as a
-            lab's (a role can override them).
+        audio_path: The frame sizes of the user's audio on its way to the model and the
+            lead of the agent's, as a lab's (a role can override them).
 
     Raises:
         LabError: the server is unreachable or refuses the key, the default role is invalid,

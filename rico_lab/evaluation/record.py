@@ -21,7 +21,8 @@ import pandas as pd
 
 #: Event types, and what each one carries besides ``t`` (epoch seconds), ``session``, ``type``.
 EVENT_TYPES = {
-    "session_started": "role, role_version, model, user, resumed (after a server restart)",
+    "session_started": "role, role_version, model, user, resumed (after a server restart), "
+    "audio_path (frame sizes and lead in ms, as the role overrides the lab's)",
     "session_ended": "reason",
     "role_applied": "role, role_version, how (edit or switch)",
     "turn": "speaker, text, interrupted, started, ended, role, role_version, metrics",
