@@ -20,6 +20,7 @@ from livekit.agents import (
     JobContext,
     RunContext,
     llm,
+    utils,
 )
 from livekit.agents.llm import ChatContext, ChatMessage
 from livekit.agents.metrics.usage import LLMModelUsage
@@ -155,6 +156,7 @@ class Conversation:
         self._attributes = AgentAttributes(ctx.room, self._keep)
         self._recording: Recording | None = None
         self._output: LeadingAudioOutput | None = None  # the agent's audio, unless livekit's
+        self._publishing: asyncio.Future[None] | None = None  # its track, until subscribed
         self._typed: TypedInput | None = None
         #: the lab's frame sizes, as the role overrides them when the conversation starts
         self._audio_path = replace(host.audio_path, **role.audio_path)
@@ -182,8 +184,7 @@ class Conversation:
             self.session.output.audio = output
         await self.session.start(agent=agent, room=self._ctx.room, room_options=options)
         if output is not None:  # publishes the track, as livekit-agents' room IO does its own
-            self._output = output
-            self._keep(output.start())
+            self._output, self._publishing = output, asyncio.ensure_future(output.start())
         self._typed = TypedInput(self._ctx.room, self.session, self.client)
         self._write(
             "session_started",
@@ -256,6 +257,8 @@ class Conversation:
         self._end(str(reason or "job ended"))
         if self._recording is not None:
             await self._recording.close()
+        if self._publishing is not None:  # a user who never listened leaves it waiting
+            await utils.aio.cancel_and_wait(self._publishing)
         if self._output is not None:
             await self._output.aclose()
 
