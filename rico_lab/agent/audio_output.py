@@ -1,14 +1,18 @@
 """How soon the agent's reply leaves: its audio sent a little ahead of real time.
 
 livekit-agents publishes the agent's voice through an ``rtc.AudioSource`` with a 200 ms
-queue, out of which a native task hands 10 ms to the track every 10 ms. The track's Opus
-encoder makes one 20 ms packet of two of those, so the first packet of every reply leaves
-10 to 20 ms after its audio was there, and the listener's jitter buffer starts filling
-only then. :class:`LeadingAudioSource` is the same native source without its queue (which
-takes 10 ms frames and sends each at once) and keeps the pace itself, ``lead_ms`` ahead:
-the first ``lead_ms`` of a reply leave as soon as they arrive, the rest in real time after
-them. The listener's jitter buffer absorbs the lead; the pace, the queue's size, what
-counts as played and what an interruption throws away stay livekit's.
+queue, out of which a native task hands the track 10 ms every 10 ms, and 10 ms of silence
+whenever the queue is empty. The track's Opus encoder makes one 20 ms packet of two of
+those, so the first packet of every reply leaves 10 to 20 ms after its audio was there,
+inside a stream that never pauses. :class:`LeadingAudioSource` is the same native source
+without its queue (which takes 10 ms frames and sends each at once) and keeps the pace
+itself, ``lead_ms`` ahead: the first ``lead_ms`` of a reply leave as soon as they arrive,
+the rest in real time after them, then some silence, then nothing until the next reply.
+The listener's jitter buffer absorbs the lead. What the queue's size allows, what counts as
+played and what an interruption throws away stay as livekit's source has them, and the
+rest of the output is livekit-agents' own (:class:`LeadingAudioOutput`, a subclass of its
+private room output class: livekit-agents is pinned, and ``tests/test_audio_path.py`` runs
+a conversation through it).
 """
 
 from __future__ import annotations
@@ -53,9 +57,9 @@ class LeadingAudioSource(rtc.AudioSource):
 
     After a run, ``TAIL_S`` of silence follows at the same pace. The queued source sends
     silence whenever it has nothing else; a track that stops instead leaves the listener's
-    jitter buffer to make up sound after the reply's last packet (about 200 ms of it,
-    heard as a hum, measured in Chromium), while silence lets the Opus encoder go over to
-    its discontinuous transmission, which the listener plays as quiet.
+    jitter buffer to make up sound after the reply's last packet (about 200 ms of it, as
+    Chromium counts concealed audio), while silence lets the Opus encoder go over to its
+    discontinuous transmission, which the listener plays as quiet.
     """
 
     def __init__(self, sample_rate: int, num_channels: int, *, lead_ms: int) -> None:
