@@ -39,10 +39,13 @@ class Sent:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 100.0
         self.frames: list[tuple[float, np.ndarray]] = []
+        self.refuse = False  # the native source raises instead of sending
         monkeypatch.setattr(audio_output, "time", SimpleNamespace(monotonic=lambda: self.now))
         native = rtc.AudioSource.capture_frame
 
         async def note(source: rtc.AudioSource, frame: rtc.AudioFrame) -> None:
+            if self.refuse:
+                raise RuntimeError("refused")
             self.frames.append((self.now, np.frombuffer(frame.data, dtype=np.int16).copy()))
             await native(source, frame)  # raises unless a whole 10 ms frame
 
@@ -63,15 +66,27 @@ class Sent:
         await asyncio.sleep(0.05)
 
 
-def run(test: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
-    asyncio.run(test(*args))
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
+    return Sent(monkeypatch)
 
 
-def test_a_reply_starts_with_its_lead_at_once_then_goes_at_real_time(monkeypatch) -> None:
-    sent = Sent(monkeypatch)
+def run(test: Callable[[LeadingAudioSource], Coroutine[Any, Any, None]]) -> None:
+    """Run ``test`` with a source 25 ms ahead (no frame then starts exactly at the lead)."""
 
-    async def reply() -> None:
+    async def main() -> None:
         source = LeadingAudioSource(RATE, 1, lead_ms=25)
+        try:
+            await test(source)
+        finally:
+            await source.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_reply_starts_with_its_lead_at_once_then_goes_at_real_time(sent: Sent) -> None:
+
+    async def reply(source: LeadingAudioSource) -> None:
         await source.capture_frame(counting(100))  # livekit-agents' first two 50 ms frames
         await sent.settle()
         # the frames starting less than 25 ms from now (0, 10, 20) left without a tick
@@ -93,18 +108,15 @@ def test_a_reply_starts_with_its_lead_at_once_then_goes_at_real_time(monkeypatch
         sent.now += 10  # long after: the silence has stopped after TAIL_S
         await sent.settle()
         assert sent.silence == round(TAIL_S * 100)
-        await source.aclose()
 
     run(reply)
 
 
 def test_audio_after_a_pause_starts_a_new_run_and_audio_before_its_end_continues_it(
-    monkeypatch,
+    sent: Sent,
 ) -> None:
-    sent = Sent(monkeypatch)
 
-    async def two_replies() -> None:
-        source = LeadingAudioSource(RATE, 1, lead_ms=25)
+    async def two_replies(source: LeadingAudioSource) -> None:
         await source.capture_frame(counting(30))
         sent.now += 0.02  # 10 ms of it still to play: the next audio follows it
         await source.capture_frame(counting(50, start=721))
@@ -126,16 +138,13 @@ def test_audio_after_a_pause_starts_a_new_run_and_audio_before_its_end_continues
         sent.now += 0.006
         await sent.settle()
         assert sent.silence == silent and sent.audio[-1][0] == sent.frames[-1][0]
-        await source.aclose()
 
     run(two_replies)
 
 
-def test_capture_returns_once_no_more_than_livekits_queue_waits(monkeypatch) -> None:
-    sent = Sent(monkeypatch)
+def test_capture_returns_once_no_more_than_livekits_queue_waits(sent: Sent) -> None:
 
-    async def long_reply() -> None:
-        source = LeadingAudioSource(RATE, 1, lead_ms=25)
+    async def long_reply(source: LeadingAudioSource) -> None:
         for _ in range(6):  # 180 ms: within the queue, each returns at once
             await asyncio.wait_for(source.capture_frame(counting(30)), 1)
         capture = asyncio.ensure_future(source.capture_frame(counting(30)))
@@ -147,18 +156,13 @@ def test_capture_returns_once_no_more_than_livekits_queue_waits(monkeypatch) -> 
         sent.now += 0.01
         await sent.settle()
         assert capture.done() and source.queued_duration <= QUEUE_S
-        await source.aclose()
 
     run(long_reply)
 
 
-def test_an_interruption_drops_what_has_not_left_and_frees_a_waiting_capture(
-    monkeypatch,
-) -> None:
-    sent = Sent(monkeypatch)
+def test_an_interruption_drops_what_has_not_left_and_frees_a_waiting_capture(sent: Sent) -> None:
 
-    async def interrupted() -> None:
-        source = LeadingAudioSource(RATE, 1, lead_ms=25)
+    async def interrupted(source: LeadingAudioSource) -> None:
         for _ in range(6):
             await source.capture_frame(counting(30))
         capture = asyncio.ensure_future(source.capture_frame(counting(30)))
@@ -172,9 +176,28 @@ def test_an_interruption_drops_what_has_not_left_and_frees_a_waiting_capture(
         assert len(sent.audio) == 3  # nothing dropped goes out later: silence follows
         assert sent.silence == round(TAIL_S * 100)
         await asyncio.wait_for(source.wait_for_playout(), 1)
-        await source.aclose()
 
     run(interrupted)
+
+
+def test_a_frame_the_native_source_refuses_leaves_no_capture_waiting(sent: Sent) -> None:
+    async def refused(source: LeadingAudioSource) -> None:
+        for _ in range(6):
+            await source.capture_frame(counting(30))
+        capture = asyncio.ensure_future(source.capture_frame(counting(30)))
+        await sent.settle()
+        sent.refuse = True
+        sent.now += 0.01  # the next frame's time: the native source raises
+        await asyncio.wait_for(capture, 1)  # the rest is dropped, the capture returns
+        assert source.queued_duration == pytest.approx(0.02)  # what left, 30 ms from 10
+        sent.refuse = False
+        sent.now += 1.0
+        before = len(sent.audio)
+        await source.capture_frame(counting(30))  # a new run goes out as before
+        await sent.settle()
+        assert len(sent.audio) - before == 3
+
+    run(refused)
 
 
 @given(

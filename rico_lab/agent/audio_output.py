@@ -114,7 +114,12 @@ class LeadingAudioSource(rtc.AudioSource):
                 continue  # audio may have come, or gone, meanwhile
             if self._unsent:
                 self._unsent.popleft()
-            await super().capture_frame(frame)
+            try:
+                await super().capture_frame(frame)
+            except BaseException:  # no capture_frame may wait on a sender that is gone
+                self.clear_queue()
+                self._end = min(self._end, self._sent_end)  # nor did this frame leave
+                raise
             self._sent_end = starts + FRAME_S
             self._sent.set()
 
