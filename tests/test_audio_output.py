@@ -142,14 +142,20 @@ def test_audio_after_a_pause_starts_a_new_run_and_audio_before_its_end_continues
     run(two_replies)
 
 
+async def past_the_queue(source: LeadingAudioSource, sent: Sent) -> asyncio.Future[None]:
+    """Take 180 ms, each returning at once, then 30 more: that capture, waiting for room."""
+    for _ in range(6):
+        await asyncio.wait_for(source.capture_frame(counting(30)), 1)
+    capture = asyncio.ensure_future(source.capture_frame(counting(30)))
+    await sent.settle()
+    return capture
+
+
 def test_capture_returns_once_no_more_than_livekits_queue_waits(sent: Sent) -> None:
 
     async def long_reply(source: LeadingAudioSource) -> None:
-        for _ in range(6):  # 180 ms: within the queue, each returns at once
-            await asyncio.wait_for(source.capture_frame(counting(30)), 1)
-        capture = asyncio.ensure_future(source.capture_frame(counting(30)))
-        await sent.settle()
-        assert not capture.done()  # 210 ms waiting to play
+        capture = await past_the_queue(source, sent)
+        assert not capture.done()
         sent.now += 0.005
         await sent.settle()
         assert not capture.done()
@@ -163,10 +169,7 @@ def test_capture_returns_once_no_more_than_livekits_queue_waits(sent: Sent) -> N
 def test_an_interruption_drops_what_has_not_left_and_frees_a_waiting_capture(sent: Sent) -> None:
 
     async def interrupted(source: LeadingAudioSource) -> None:
-        for _ in range(6):
-            await source.capture_frame(counting(30))
-        capture = asyncio.ensure_future(source.capture_frame(counting(30)))
-        await sent.settle()
+        capture = await past_the_queue(source, sent)
         source.clear_queue()
         await asyncio.wait_for(capture, 1)
         assert len(sent.frames) == 3
@@ -182,10 +185,7 @@ def test_an_interruption_drops_what_has_not_left_and_frees_a_waiting_capture(sen
 
 def test_a_frame_the_native_source_refuses_leaves_no_capture_waiting(sent: Sent) -> None:
     async def refused(source: LeadingAudioSource) -> None:
-        for _ in range(6):
-            await source.capture_frame(counting(30))
-        capture = asyncio.ensure_future(source.capture_frame(counting(30)))
-        await sent.settle()
+        capture = await past_the_queue(source, sent)
         sent.refuse = True
         sent.now += 0.01  # the next frame's time: the native source raises
         await asyncio.wait_for(capture, 1)  # the rest is dropped, the capture returns
