@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 import rico_lab
+from rico_lab._switch_interval import SWITCH_INTERVAL_S
 from rico_lab.evaluation.participant import BLOCK, RATE, SPEECH_RMS, Participant, wait_until
-from rico_lab.notebook.cells import SWITCH_INTERVAL_S
 
 DEFAULT_INTERVAL_S = 0.005  # Python's own
 #: The interval a lab gives notebook cells (outside IPython, as here, it sets none)

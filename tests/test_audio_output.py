@@ -8,6 +8,7 @@ whole 10 ms frames when it has no queue.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from livekit import rtc
 
+from rico_lab._switch_interval import SWITCH_INTERVAL_S
 from rico_lab.agent import audio_output
 from rico_lab.agent.audio_output import QUEUE_S, TAIL_S, LeadingAudioSource, _ten_ms_frames
 
@@ -183,13 +185,37 @@ def test_an_interruption_drops_what_has_not_left_and_frees_a_waiting_capture(sen
     run(interrupted)
 
 
+def test_while_a_run_and_its_silence_go_out_the_switch_interval_is_short(sent: Sent) -> None:
+    before = sys.getswitchinterval()
+
+    async def reply(source: LeadingAudioSource) -> None:
+        await source.capture_frame(counting(50))
+        await sent.settle()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        sent.now += 0.05 + TAIL_S - 0.06  # played; the silence after it still going out
+        await sent.settle()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        sent.now += 0.06
+        await sent.settle()
+        assert sys.getswitchinterval() == pytest.approx(before)  # and the next run holds it again
+        await source.capture_frame(counting(50))
+        await sent.settle()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+
+    run(reply)
+    assert sys.getswitchinterval() == pytest.approx(before)  # closed mid-run: let go
+
+
 def test_a_frame_the_native_source_refuses_leaves_no_capture_waiting(sent: Sent) -> None:
+    interval = sys.getswitchinterval()
+
     async def refused(source: LeadingAudioSource) -> None:
         capture = await past_the_queue(source, sent)
         sent.refuse = True
         sent.now += 0.01  # the next frame's time: the native source raises
         await asyncio.wait_for(capture, 1)  # the rest is dropped, the capture returns
         assert source.queued_duration == pytest.approx(0.02)  # what left, 30 ms from 10
+        assert sys.getswitchinterval() == pytest.approx(interval)  # the sender that raised let go
         sent.refuse = False
         sent.now += 1.0
         before = len(sent.audio)

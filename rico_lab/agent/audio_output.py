@@ -13,6 +13,13 @@ played and what an interruption throws away stay as livekit's source has them, a
 rest of the output is livekit-agents' own (:class:`LeadingAudioOutput`, a subclass of its
 private room output class: livekit-agents is pinned, and ``tests/test_audio_path.py`` runs
 a conversation through it).
+
+The pace is Python's, and every frame the native source takes is a call back into Python
+from livekit's one audio thread: a hundred a second per agent speaking, each waiting for
+the GIL. Behind a thread computing in pure Python at the default switch interval (5 ms), a
+reply played at half speed, and three agents at a quarter; so while it sends, the source
+holds the process's switch interval short (:mod:`rico_lab._switch_interval`), as a lab
+does for notebook cells (``benchmarks/output_under_load.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from collections import deque
 from livekit import rtc
 from livekit.agents import utils
 from livekit.agents.voice.room_io._output import _ParticipantAudioOutput
+
+from .. import _switch_interval
 
 #: the native source's queue in livekit-agents' output, which capture_frame keeps to
 QUEUE_S = 0.2
@@ -100,7 +109,18 @@ class LeadingAudioSource(rtc.AudioSource):
             await self._sent.wait()
 
     async def _send(self) -> None:
-        """Send each frame once the audio before it is ``lead_ms`` from played."""
+        """Send each frame once the audio before it is ``lead_ms`` from played.
+
+        The switch interval stays short meanwhile: a frame late by a switch interval is
+        one the listener's jitter buffer may have to make up.
+        """
+        _switch_interval.hold()
+        try:
+            await self._send_run()
+        finally:
+            _switch_interval.release()
+
+    async def _send_run(self) -> None:
         while self._unsent or self._sent_end < self._end + TAIL_S:
             if self._unsent:
                 starts, frame = self._end - FRAME_S * len(self._unsent), self._unsent[0]

@@ -10,7 +10,8 @@ computes in pure Python holds the GIL, and Python hands it to a waiting thread o
 switch interval (5 ms by default); the agent needs it hundreds of times a second, so behind
 such a cell its speech stalls for seconds (``benchmarks/browser_kernel.py``). At 0.2 ms a
 reply plays as with an idle kernel, and the cell gets about a quarter less done. Only while
-a cell runs: an idle kernel waits for messages without holding the GIL.
+a cell runs: an idle kernel waits for messages without holding the GIL. The interval is
+held through :mod:`rico_lab._switch_interval`, which an agent speaking holds too.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-#: The interval while a cell runs (Python's default is 0.005 s)
-SWITCH_INTERVAL_S = 0.0002
+from .. import _switch_interval
 
 _watching = False
 
 
 def shorten_during_cells(needed: Callable[[], bool]) -> None:
-    """In IPython, from the next cell on, run cells at ``SWITCH_INTERVAL_S`` while ``needed()``.
+    """In IPython, from the next cell on, run cells at a short switch interval while ``needed()``.
 
     Registers once per kernel; outside IPython (a script, the standalone worker) it does
     nothing, as nothing there competes with the agent unless its author makes it.
@@ -35,16 +35,17 @@ def shorten_during_cells(needed: Callable[[], bool]) -> None:
     ipython = _ipython()
     if ipython is None or _watching:
         return
-    saved: list[float] = []
+    held: list[bool] = []
 
     def before(*_: Any) -> None:
         if needed():
-            saved.append(sys.getswitchinterval())
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
+            _switch_interval.hold()
+            held.append(True)
 
     def after(*_: Any) -> None:
-        if saved:
-            sys.setswitchinterval(saved.pop())
+        if held:
+            held.pop()
+            _switch_interval.release()
 
     ipython.events.register("pre_run_cell", before)
     ipython.events.register("post_run_cell", after)
