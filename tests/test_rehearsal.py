@@ -7,6 +7,8 @@ from fuzz_support import alias_bomb
 
 import rico_lab
 from rico_lab.errors import LabError
+from rico_lab.evaluation import rehearsal as rehearsal_module
+from rico_lab.evaluation.participant import Participant
 from rico_lab.evaluation.script import Script
 from rico_lab.local_model.script import LocalScript
 
@@ -207,3 +209,22 @@ def test_an_answer_no_role_asks_for_is_refused_naming_file_turn_and_field(lab, t
     path.write_text("turns:\n  - say: hello\n  - say: and now?\n    answer: Tuesday\n")
     with pytest.raises(LabError, match=r"no_question.yaml: turn 2: field 'answer': the agent"):
         lab.rehearse(["demo"], path, progress=False)
+
+
+@pytest.mark.integration
+def test_a_room_left_badly_after_a_failed_turn_does_not_hide_why_it_failed(lab, monkeypatch):
+    """CI once saw only a TimeoutError: the user's disconnect hung after a turn timed out."""
+
+    def stuck(*_args):
+        raise LabError("rehearsal: timed out after 30 s waiting for demo: the agent to listen")
+
+    close = Participant.close
+
+    def hung(participant):
+        close(participant)
+        raise TimeoutError
+
+    monkeypatch.setattr(rehearsal_module._User, "run", stuck)
+    monkeypatch.setattr(Participant, "close", hung)
+    with pytest.raises(LabError, match="waiting for demo: the agent to listen"):
+        lab.rehearse(["demo"], SCRIPTS / "five_turns.yaml", progress=False)

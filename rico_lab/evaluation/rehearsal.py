@@ -12,6 +12,7 @@ are the lab's own, for those conversations.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -133,16 +134,25 @@ def rehearse(
         name = lab.role(role).name  # a role given by its file's path is called by its name
         participant = Participant(lab.join(role, identity=f"rehearsal-{name}"))
         client: HeadlessClient | None = None
+
+        def leave() -> None:
+            if client is not None:
+                client.leave()
+            participant.close()
+
         try:
             with connecting:
                 participant.join(reply_timeout_s)
             client = HeadlessClient(participant)
             user = _User(participant, client, lab.log.follow(participant.info.room))
-            return user.run(name, script, mode, reply_timeout_s, judge, bar)
-        finally:
-            if client is not None:
-                client.leave()
-            participant.close()
+            rows = user.run(name, script, mode, reply_timeout_s, judge, bar)
+        except BaseException:
+            # what stopped the rehearsal is the error to see, not a room left badly after it
+            with contextlib.suppress(Exception):
+                leave()
+            raise
+        leave()
+        return rows
 
     try:
         with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
