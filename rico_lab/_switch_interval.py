@@ -3,10 +3,10 @@
 A thread that computes in pure Python keeps the GIL until another has waited a switch
 interval for it (5 ms by default). The agent's threads need it hundreds of times a second:
 livekit calls into Python for each frame of audio a source takes, and an agent sending its
-reply ahead of real time does so every 10 ms. Behind one busy thread at 5 ms, such a reply
-plays at half speed (``benchmarks/output_under_load.py``); at 0.2 ms it keeps time, and the
-busy thread gets about a quarter less done while the agent talks. Idle threads wait without
-the GIL, so the short interval costs nothing when nobody computes.
+reply ahead of real time does so every 10 ms. Behind one busy thread at 5 ms, 3 s of such
+a reply took 3.8 to 5.9 s to play (``benchmarks/output_under_load.py``); at 0.2 ms it keeps
+time, and the busy thread gets about a quarter less done while the agent talks. Idle
+threads wait without the GIL, so the short interval costs nothing when nobody computes.
 
 More than one part may want it at once (a notebook cell beside a lab, each agent
 speaking): each holds it while it needs it, and the interval goes back to what it was when

@@ -17,9 +17,10 @@ a conversation through it).
 The pace is Python's, and every frame the native source takes is a call back into Python
 from livekit's one audio thread: a hundred a second per agent speaking, each waiting for
 the GIL. Behind a thread computing in pure Python at the default switch interval (5 ms), a
-reply played at half speed, and three agents at a quarter; so while it sends, the source
-holds the process's switch interval short (:mod:`rico_lab._switch_interval`), as a lab
-does for notebook cells (``benchmarks/output_under_load.py``).
+reply played up to half as fast as it should, and three agents' at a quarter; so while it
+sends, the source holds the process's switch interval short
+(:mod:`rico_lab._switch_interval`), as a lab does for notebook cells
+(``benchmarks/output_under_load.py``).
 """
 
 from __future__ import annotations
