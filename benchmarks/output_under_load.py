@@ -1,7 +1,7 @@
 """Does the agent's voice keep real time while Python is busy elsewhere in the process?
 
 ``python benchmarks/output_under_load.py [SECONDS]`` (3 by default) speaks SECONDS of audio
-through each of the agent's two audio sources, as livekit-agents' output hands them over
+through the agent's two audio sources, as livekit-agents' output hands them over
 (50 ms frames), and times how long it takes to play out: livekit-agents' queued source
 (``rtc.AudioSource`` with its 200 ms queue: what a lab uses) and rico_lab's
 ``LeadingAudioSource`` (``output_lead_ms``: 10 ms frames sent by Python, 20 ms ahead),
@@ -91,7 +91,7 @@ def _row(kind: str, agents: int, threads: int, interval: float, seconds: float) 
 
 
 def main(seconds: float) -> None:
-    """Every row, both sources side by side, then the figures as JSON."""
+    """Every row, the three sources side by side, then the figures as JSON."""
     figures = []
     print(f"{seconds:.0f} s of audio per agent; seconds to play it out (real time: {seconds:.1f})")
     print(f"{'switch':>8} {'agents':>6} {'threads':>7}  " + "  ".join(f"{k:>20}" for k in SOURCES))

@@ -35,8 +35,9 @@ def hold() -> None:
     """
     global _holders, _saved
     with _lock:
-        if _holders == 0 and sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            _saved = sys.getswitchinterval()
+        interval = sys.getswitchinterval()
+        if _holders == 0 and interval > SWITCH_INTERVAL_S:
+            _saved = interval
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         _holders += 1
 
