@@ -3,7 +3,7 @@
 ``python benchmarks/output_under_load.py [SECONDS]`` (3 by default) speaks SECONDS of audio
 through the agent's two audio sources, as livekit-agents' output hands them over
 (50 ms frames), and times how long it takes to play out: livekit-agents' queued source
-(``rtc.AudioSource`` with its 200 ms queue: what a lab uses) and rico_lab's
+(``rtc.AudioSource`` with its 200 ms queue: a role's ``output_lead_ms: 0``) and rico_lab's
 ``LeadingAudioSource`` (``output_lead_ms``: 10 ms frames sent by Python, 20 ms ahead),
 which holds the switch interval short while it sends, and the same without that hold.
 One agent and three (a rehearsal of three roles), beside 0, 1, 2 or 4 threads computing in
